@@ -1,0 +1,27 @@
+"""Fixed-rank manifold geometry (method.md §1–3): projection, retraction, transport, orthogonalization."""
+
+from .fixed_rank import (
+    FixedRankManifold,
+    default_ortho_eps,
+    geometry_dtype,
+    ortho_lr,
+    orthonormal_basis,
+    point_dense,
+    project_lr,
+    retract_lr,
+    tangent_dense,
+    tangent_factors,
+)
+
+__all__ = [
+    "FixedRankManifold",
+    "default_ortho_eps",
+    "geometry_dtype",
+    "ortho_lr",
+    "orthonormal_basis",
+    "point_dense",
+    "project_lr",
+    "retract_lr",
+    "tangent_dense",
+    "tangent_factors",
+]

@@ -1,0 +1,219 @@
+"""The fixed-rank matrix manifold M_r in factored form (method.md §1–3; arXiv 2507.12142, §3).
+
+A point is stored as ``X = A_L Bᵀ`` with ``A_L`` (m×r, orthonormal columns) and ``B`` (n×r, carries the
+scale); ``B_R`` is an orthonormal basis of ``range(B)``. A tangent vector at X is
+``ξ = Ȧ B_Rᵀ + A_L Ḃᵀ`` with the gauge ``A_Lᵀ Ȧ = 0``. Nothing here ever forms an m×n matrix except the
+``*_dense`` helpers, which exist for tests.
+
+Every function accepts any number of leading batch dimensions (``...×m×r``), so that all same-shape layers
+of a model go through ONE batched ``torch.linalg.qr`` and ONE batched ``torch.linalg.svd`` call: for
+LoRA-sized factors the cost of a step is the latency of the solver calls, not the arithmetic.
+
+All functions run under ``torch.no_grad()``: differentiating through QR/SVD is both unnecessary and
+unstable (NaN at repeated singular values, method.md §7). Callers pass fp32 or fp64 tensors; see
+:func:`geometry_dtype`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "FixedRankManifold",
+    "geometry_dtype",
+    "orthonormal_basis",
+    "project_lr",
+    "tangent_factors",
+    "retract_lr",
+    "ortho_lr",
+    "default_ortho_eps",
+    "point_dense",
+    "tangent_dense",
+]
+
+
+def geometry_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype geometry runs in for a model (or factor) of ``dtype``: fp64 stays fp64, else fp32.
+
+    torch has no bf16/fp16 QR or SVD kernels on CUDA and half precision is far too coarse for
+    orthogonalization anyway (method.md §7).
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _mT(x: Tensor) -> Tensor:
+    return x.transpose(-2, -1)
+
+
+@torch.no_grad()
+def orthonormal_basis(M: Tensor) -> Tensor:
+    """Thin QR factor ``Q`` of ``M`` (…×n×k → …×n×k), batched."""
+    return torch.linalg.qr(M, mode="reduced").Q
+
+
+@torch.no_grad()
+def project_lr(A_L: Tensor, B_R: Tensor, P: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
+    """ProjectLR (method.md §3): project the factored ambient ``Z = P Qᵀ`` onto ``T_X M_r``.
+
+    ``A_L`` …×m×r and ``B_R`` …×n×r orthonormal; ``P`` …×m×k, ``Q`` …×n×k for any k. Returns the tangent
+    coordinates ``(Ȧ, Ḃ)`` with ``Ȧ = (I − A_L A_Lᵀ) P (Qᵀ B_R)`` (gauge ``A_Lᵀ Ȧ = 0``) and
+    ``Ḃ = Q (Pᵀ A_L)``. Cost O((m + n) k r); the ambient form is
+    ``P_T(Z) = A_L A_Lᵀ Z + (I − A_L A_Lᵀ) Z B_R B_Rᵀ``.
+    """
+    PtA = _mT(P) @ A_L  # k×r
+    P_perp = P - A_L @ _mT(PtA)  # (I − A_L A_Lᵀ) P, without forming the m×m projector
+    A_dot = P_perp @ (_mT(Q) @ B_R)
+    B_dot = Q @ PtA
+    return A_dot, B_dot
+
+
+def tangent_factors(A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> tuple[Tensor, Tensor]:
+    """Ambient factors of a tangent vector: ``ξ = [Ȧ, A_L] · [B_R, Ḃ]ᵀ`` (…×m×2r, …×n×2r).
+
+    A_L comes first so that a QR of the left factor reproduces ±A_L in its first r columns.
+    """
+    return torch.cat([A_L, A_dot], dim=-1), torch.cat([B_dot, B_R], dim=-1)
+
+
+@torch.no_grad()
+def retract_lr(L: Tensor, R: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
+    """RetractionLR (method.md §3): best rank-``rank`` approximation of ``L Rᵀ`` (…×m×k, …×n×k).
+
+    Two thin QRs and one k×k SVD: ``L = Q_L T_L``, ``R = Q_R T_R``, ``svd(T_L T_Rᵀ) = U_c S V_cᵀ``.
+    Returns ``(U, S, V)`` with ``U = Q_L U_c[:, :r]`` (…×m×r), ``S`` (…×r, descending),
+    ``V = Q_R V_c[:, :r]`` (…×n×r); the new point is ``A_L = U``, ``B = V diag(S)``.
+    """
+    if rank > L.shape[-1]:
+        raise ValueError(f"retract_lr: rank {rank} exceeds the factor width {L.shape[-1]}")
+    Q_L, T_L = torch.linalg.qr(L, mode="reduced")
+    Q_R, T_R = torch.linalg.qr(R, mode="reduced")
+    U_c, S, V_cT = torch.linalg.svd(T_L @ _mT(T_R), full_matrices=False)
+    U = Q_L @ U_c[..., :, :rank]
+    V = Q_R @ _mT(V_cT)[..., :, :rank]
+    return U, S[..., :rank], V
+
+
+def default_ortho_eps(dtype: torch.dtype) -> float:
+    """Relative cutoff for OrthoLR: ``sqrt(machine epsilon)`` (3.5e-4 in fp32, 1.5e-8 in fp64).
+
+    Core singular values below this fraction of the largest are rounding noise of an (almost)
+    rank-deficient direction, not directions to amplify to 1 (method.md §3). Muon's Newton–Schulz leaves
+    such components essentially untouched as well.
+    """
+    return float(torch.finfo(dtype).eps) ** 0.5
+
+
+@torch.no_grad()
+def ortho_lr(
+    A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor, eps: float | None = None
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """OrthoLR (method.md §3): exact polar factor of the rank-≤2r tangent vector ``ξ = [Ȧ, A_L][B_R, Ḃ]ᵀ``.
+
+    ``Q_L, T_L = qr([A_L, Ȧ])``, ``Q_R, T_R = qr([Ḃ, B_R])``, ``U_c, s, V_cᵀ = svd(T_L T_Rᵀ)``;
+    ``Ortho(ξ) = (Q_L U_c D)(Q_R V_c)ᵀ`` with ``D = diag(1 if s_i > eps·s_max else 0)``: singular values at
+    the noise level are zeroed, never raised to 1 (when ξ has rank < 2r the QR bases carry arbitrary extra
+    columns). ξ = 0 gives 0.
+
+    Returns the factors ``(P, Q)`` of ``Ortho(ξ) = P Qᵀ`` (…×m×2r, …×n×2r) and a dict with the QR bases
+    ``Q_L``, ``Q_R`` (whose spans contain ``A_L`` and ``B_R``: the Riemannion step reuses them) and ``s``.
+    """
+    if eps is None:
+        eps = default_ortho_eps(A_L.dtype)
+    L, R = tangent_factors(A_L, B_R, A_dot, B_dot)
+    Q_L, T_L = torch.linalg.qr(L, mode="reduced")
+    Q_R, T_R = torch.linalg.qr(R, mode="reduced")
+    U_c, s, V_cT = torch.linalg.svd(T_L @ _mT(T_R), full_matrices=False)
+    s_max = s[..., :1]
+    keep = (s > eps * s_max) & (s_max > 0)
+    U_c_kept = U_c * keep.unsqueeze(-2).to(U_c.dtype)
+    P = Q_L @ U_c_kept
+    Q = Q_R @ _mT(V_cT)
+    return P, Q, {"Q_L": Q_L, "Q_R": Q_R, "U_c": U_c_kept, "V_c": _mT(V_cT), "s": s}
+
+
+def point_dense(A_L: Tensor, B: Tensor) -> Tensor:
+    """Dense ``X = A_L Bᵀ`` (…×m×n). For tests and analysis only."""
+    return A_L @ _mT(B)
+
+
+def tangent_dense(A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> Tensor:
+    """Dense ``ξ = Ȧ B_Rᵀ + A_L Ḃᵀ`` (…×m×n). For tests and analysis only."""
+    return A_dot @ _mT(B_R) + A_L @ _mT(B_dot)
+
+
+class FixedRankManifold:
+    """``M_r`` of m×n matrices of rank r, in the geoopt style (``proj``, ``retr``, ``transp``, ``ortho``).
+
+    Points are pairs ``(A_L, B)`` with ``X = A_L Bᵀ``; tangent vectors are pairs ``(Ȧ, Ḃ)`` at a point,
+    interpreted with ``B_R = qr(B).Q``. All methods accept leading batch dimensions and return new tensors.
+    Reference: Bogachev et al., arXiv 2507.12142 (RiemannLoRA), method.md §1–3.
+    """
+
+    def __init__(self, m: int, n: int, rank: int):
+        if not 0 < rank <= min(m, n):
+            raise ValueError(f"FixedRankManifold: rank must be in [1, min(m, n)={min(m, n)}], got {rank}")
+        self.m, self.n, self.rank = m, n, rank
+
+    def __repr__(self) -> str:
+        return f"FixedRankManifold(m={self.m}, n={self.n}, rank={self.rank})"
+
+    @property
+    def dim(self) -> int:
+        """Manifold dimension ``(m + n − r) r``."""
+        return (self.m + self.n - self.rank) * self.rank
+
+    @staticmethod
+    def b_basis(B: Tensor) -> Tensor:
+        """``B_R = qr(B).Q``."""
+        return orthonormal_basis(B)
+
+    def proj(self, A_L: Tensor, B: Tensor, P: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
+        """Project the ambient ``P Qᵀ`` onto the tangent space at ``A_L Bᵀ`` (ProjectLR)."""
+        return project_lr(A_L, self.b_basis(B), P, Q)
+
+    def egrad2rgrad_dense(self, A_L: Tensor, B: Tensor, G: Tensor) -> tuple[Tensor, Tensor]:
+        """Riemannian gradient ``P_T(G)`` of a dense ambient gradient (tests only)."""
+        B_R = self.b_basis(B)
+        A_dot = G @ B_R
+        A_dot = A_dot - A_L @ (_mT(A_L) @ A_dot)
+        return A_dot, _mT(G) @ A_L
+
+    def retr(
+        self, A_L: Tensor, B: Tensor, A_dot: Tensor, B_dot: Tensor, t: float = 1.0
+    ) -> tuple[Tensor, Tensor]:
+        """RetractionLR of ``X + t ξ`` = ``[t Ȧ, A_L][B_R, B + t Ḃ]ᵀ``; returns the new ``(A_L, B)``."""
+        B_R = self.b_basis(B)
+        L = torch.cat([A_L, t * A_dot], dim=-1)
+        R = torch.cat([B + t * B_dot, B_R], dim=-1)
+        U, S, V = retract_lr(L, R, self.rank)
+        return U, V * S.unsqueeze(-2)
+
+    def transp(
+        self, A_L: Tensor, B: Tensor, new_A_L: Tensor, new_B: Tensor, A_dot: Tensor, B_dot: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Vector transport by projection: re-project ``ξ`` (at the old point) onto the new tangent space."""
+        P, Q = tangent_factors(A_L, self.b_basis(B), A_dot, B_dot)
+        return project_lr(new_A_L, self.b_basis(new_B), P, Q)
+
+    def ortho(
+        self, A_L: Tensor, B: Tensor, A_dot: Tensor, B_dot: Tensor, eps: float | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """OrthoLR: ambient factors ``(P, Q)`` of the polar factor of ξ (not projected back)."""
+        P, Q, _ = ortho_lr(A_L, self.b_basis(B), A_dot, B_dot, eps)
+        return P, Q
+
+    def to_dense(self, A_L: Tensor, B: Tensor) -> Tensor:
+        return point_dense(A_L, B)
+
+    def tangent_to_dense(self, A_L: Tensor, B: Tensor, A_dot: Tensor, B_dot: Tensor) -> Tensor:
+        return tangent_dense(A_L, self.b_basis(B), A_dot, B_dot)
+
+    def random_point(
+        self, *batch: int, dtype: torch.dtype = torch.float64, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """A random point with orthonormal ``A_L`` and singular values in [0.5, 1.5]."""
+        A_L = orthonormal_basis(torch.randn(*batch, self.m, self.rank, dtype=dtype, generator=generator))
+        V = orthonormal_basis(torch.randn(*batch, self.n, self.rank, dtype=dtype, generator=generator))
+        s = 0.5 + torch.rand(*batch, 1, self.rank, dtype=dtype, generator=generator)
+        return A_L, V * s

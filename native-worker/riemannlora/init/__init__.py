@@ -1,0 +1,34 @@
+"""Adapter initializations (starts).
+
+- `loi_init`: the locally optimal initialization of RiemannLoRA (method.md §5), either parametrization.
+- `lora_init` (LoRA / rsLoRA / LoRA+ / DoRA start: kaiming A, zero B), `gaussian_init`,
+  `pissa_init` (PiSSA), `lora_ga_init` (LoRA-GA): the baselines' starts (reference/baselines.md).
+
+Starts away from zero (LOI, PiSSA, LoRA-GA) freeze X₀ as a low-rank offset beside the adapter, so the model
+function is unchanged at step 0 and the base weights are never mutated.
+"""
+
+from .lora import gaussian_init, lora_init
+from .lora_ga import lora_ga_factors, lora_ga_init
+from .pissa import pissa_init, top_singular_triplets
+
+# TEMPORARY until Engineer A's loi.py lands: resolve loi_init lazily.
+
+
+def __getattr__(name):
+    if name == "loi_init":
+        from .loi import loi_init
+
+        return loi_init
+    raise AttributeError(name)
+
+
+__all__ = [
+    "gaussian_init",
+    "loi_init",
+    "lora_ga_factors",
+    "lora_ga_init",
+    "lora_init",
+    "pissa_init",
+    "top_singular_triplets",
+]

@@ -1,0 +1,32 @@
+"""Optimizers for LoRA adapters.
+
+Riemannian (parametrization="manifold", method.md §4): `Riemannion`, `RiemannianSGD`.
+Euclidean baselines on the factors (parametrization="factors"): `ScaledAdamW` (Zhang & Pilanci),
+`MuonFactors` (per-factor Muon), `create_loraplus_optimizer` (LoRA+); plain LoRA uses `torch.optim.AdamW`
+or `torch.optim.SGD` directly.
+"""
+
+from .loraplus import create_loraplus_optimizer
+from .muon import MuonFactors, newton_schulz5
+from .scaled_adamw import ScaledAdamW, lora_factor_pairs
+
+# TEMPORARY until Engineer A's modules land: resolve the Riemannian optimizers lazily.
+_LAZY = {"Riemannion": ".riemannion", "RiemannianSGD": ".riemannian_sgd"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(name)
+
+__all__ = [
+    "MuonFactors",
+    "RiemannianSGD",
+    "Riemannion",
+    "ScaledAdamW",
+    "create_loraplus_optimizer",
+    "lora_factor_pairs",
+    "newton_schulz5",
+]

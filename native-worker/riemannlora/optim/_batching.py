@@ -1,0 +1,177 @@
+"""Shared machinery of the Riemannian optimizers: finding the manifold layers, batching same-shape layers.
+
+The optimizers are thin ``torch.optim.Optimizer`` subclasses (geoopt style). A step gathers every
+:class:`~riemannlora.adapters.ManifoldLoRALayer` of the param groups, buckets them by
+``(out, in, rank, dtype, device)``, stacks each bucket into ``b×…`` tensors and runs the geometry ONCE per
+bucket (one batched QR / SVD call per building block instead of one per layer: at LoRA sizes a step costs
+solver-call latency, not arithmetic). Per-layer hyperparameters (lr, momentum, weight decay of the layer's
+param group) enter as ``b×1×1`` tensors, so param groups and schedulers do not break the batching.
+
+Optimizer state is keyed by the layer's ``B`` Parameter; the point itself lives in the layer (its buffers
+``A_L``, ``B_R`` and Parameter ``B`` are part of the model's ``state_dict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..adapters import ManifoldLoRALayer, owner_of
+from ..geometry import geometry_dtype
+
+__all__ = ["ManifoldOptimizerBase", "Bucket"]
+
+
+def _expand(params) -> list:
+    """Turn a model / layer / iterable of params / param-group dicts into what torch.optim expects."""
+    if isinstance(params, nn.Module):
+        layers = [m for m in params.modules() if isinstance(m, ManifoldLoRALayer)]
+        if not layers:
+            raise ValueError(
+                "no ManifoldLoRALayer found in the module: call inject_adapters(model, ..., "
+                "parametrization='manifold') first (Riemannian optimizers train manifold adapters only)"
+            )
+        return [p for layer in layers for p in (layer.B, layer.Z1)]
+    if isinstance(params, Tensor):
+        raise TypeError("params must be a model, an iterable of parameters or of param-group dicts, not a Tensor")
+    out = []
+    for item in params:
+        if isinstance(item, dict):
+            group = dict(item)
+            group["params"] = _expand(group["params"]) if not isinstance(group["params"], Tensor) else [
+                group["params"]
+            ]
+            out.append(group)
+        elif isinstance(item, nn.Module):
+            out.extend(_expand(item))
+        else:
+            out.append(item)
+    return out
+
+
+class Bucket:
+    """Same-shape layers stacked for one batched step, with their per-layer hyperparameters."""
+
+    def __init__(self, entries: list[tuple[ManifoldLoRALayer, dict]]):
+        self.layers = [layer for layer, _ in entries]
+        self.groups = [group for _, group in entries]
+        first = self.layers[0]
+        self.dtype = geometry_dtype(first.B.dtype)
+        self.rank = first.rank
+        kw = {"dtype": self.dtype}
+        self.A_L = torch.stack([layer.A_L for layer in self.layers]).to(**kw)
+        self.B = torch.stack([layer.B.detach() for layer in self.layers]).to(**kw)
+        self.B_R = torch.stack([layer.B_R for layer in self.layers]).to(**kw)
+        # Z1.grad = G B_R and B.grad = Gᵀ A_L from the doubled-rank forward (method.md §2); a layer that
+        # took no part in the loss has no grad: treat it as zero.
+        self.grad_A = torch.stack([_grad_or_zero(layer.Z1) for layer in self.layers]).to(**kw)
+        self.grad_B = torch.stack([_grad_or_zero(layer.B) for layer in self.layers]).to(**kw)
+
+    def hyper(self, key: str) -> Tensor:
+        """Per-layer hyperparameter ``key`` as a ``b×1×1`` tensor."""
+        return torch.tensor([float(g[key]) for g in self.groups], dtype=self.dtype, device=self.B.device).view(
+            -1, 1, 1
+        )
+
+    def write_point(self, A_L: Tensor, B: Tensor, B_R: Tensor) -> None:
+        for i, layer in enumerate(self.layers):
+            layer.set_point(A_L[i], B[i], B_R=B_R[i])
+
+
+def _grad_or_zero(p: Tensor) -> Tensor:
+    return p.grad.detach() if p.grad is not None else torch.zeros_like(p)
+
+
+class ManifoldOptimizerBase(torch.optim.Optimizer):
+    """Common base of :class:`Riemannion` and :class:`RiemannianSGD` (not public)."""
+
+    def __init__(self, params, defaults: dict):
+        for key in ("lr", "momentum", "weight_decay"):
+            if key in defaults and not float(defaults[key]) >= 0:
+                raise ValueError(f"{key} must be >= 0, got {defaults[key]}")
+        super().__init__(_expand(params), defaults)
+        self._entries()  # validate ownership up front: errors at construction, not at the first step
+
+    def _entries(self) -> list[tuple[ManifoldLoRALayer, dict]]:
+        """``(layer, param group)`` for every manifold layer, in param-group order."""
+        seen: dict[int, int] = {}
+        entries: list[tuple[ManifoldLoRALayer, dict]] = []
+        for gi, group in enumerate(self.param_groups):
+            for p in group["params"]:
+                layer = owner_of(p)
+                if not isinstance(layer, ManifoldLoRALayer):
+                    raise ValueError(
+                        f"{type(self).__name__}: a parameter of shape {tuple(p.shape)} does not belong to a "
+                        "ManifoldLoRALayer. Pass the model (or the layers' B and Z1 parameters); train other "
+                        "parameters with a separate optimizer"
+                    )
+                if id(layer) in seen:
+                    if seen[id(layer)] != gi:
+                        raise ValueError(f"{type(self).__name__}: the parameters of one layer are split across "
+                                         "param groups; keep a layer's B and Z1 in the same group")
+                    continue
+                if not any(q is layer.B for q in group["params"]):
+                    raise ValueError(f"{type(self).__name__}: param group holds Z1 of a layer but not its B; "
+                                     "pass both (or the model)")
+                seen[id(layer)] = gi
+                entries.append((layer, group))
+        return entries
+
+    def _buckets(self) -> list[Bucket]:
+        by_key: dict[tuple, list] = {}
+        for layer, group in self._entries():
+            key = (layer.out_features, layer.in_features, layer.rank, layer.B.dtype, layer.B.device)
+            by_key.setdefault(key, []).append((layer, group))
+        return [Bucket(entries) for entries in by_key.values()]
+
+    def _stack_state(self, bucket: Bucket, key: str, shape: tuple[int, ...]) -> Tensor | None:
+        """Stack ``state[layer.B][key]`` over a bucket (zeros where a layer has none); None if no layer has it."""
+        states = [self.state.get(layer.B, {}).get(key) for layer in bucket.layers]
+        if all(s is None for s in states):
+            return None
+        zeros = torch.zeros(shape, dtype=bucket.dtype, device=bucket.B.device)
+        return torch.stack([zeros if s is None else s.to(bucket.dtype) for s in states])
+
+    def _save_state(self, bucket: Bucket, **tensors: Tensor) -> None:
+        for i, layer in enumerate(bucket.layers):
+            st = self.state[layer.B]
+            for key, value in tensors.items():
+                st[key] = value[i].clone()
+            st["step"] = st.get("step", torch.zeros((), dtype=torch.float32)) + 1
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for bucket in self._buckets():
+            self._step_bucket(bucket)
+        return loss
+
+    def _transported_momentum(self, bucket: Bucket) -> tuple[Tensor, Tensor] | None:
+        """Old momentum (ambient factors ``m×2r``, ``n×2r``) projected onto the current tangent space."""
+        from ..geometry import project_lr
+
+        b, m, r = bucket.A_L.shape
+        n = bucket.B.shape[1]
+        L = self._stack_state(bucket, "momentum_L", (m, 2 * r))
+        R = self._stack_state(bucket, "momentum_R", (n, 2 * r))
+        if L is None or R is None:
+            return None
+        return project_lr(bucket.A_L, bucket.B_R, L, R)
+
+    def _step_bucket(self, bucket: Bucket) -> None:
+        raise NotImplementedError
+
+
+def layers_of(params: Iterable) -> list[ManifoldLoRALayer]:
+    """The manifold layers that own ``params`` (model, layers or parameters), for callers and tests."""
+    out: list[ManifoldLoRALayer] = []
+    for p in _expand(params):
+        layer = owner_of(p) if isinstance(p, Tensor) else None
+        if isinstance(layer, ManifoldLoRALayer) and all(layer is not q for q in out):
+            out.append(layer)
+    return out

@@ -1,0 +1,148 @@
+"""The run directory (DESIGN.md, "Run directory") and its status.json.
+
+    <run-dir>/config.json     resolved config (defaults applied), immutable once the run started
+    <run-dir>/events.jsonl    append-only event stream
+    <run-dir>/status.json     state, pid, host, times, step, exit code, last error (atomic rewrites)
+    <run-dir>/worker.log      the worker's stderr and Python logging (tracebacks go here, not to stdout)
+    <run-dir>/checkpoints/    step-NNNNNNNN/ folders, newest `keep_checkpoints` kept
+    <run-dir>/adapter/        the final adapter in PEFT format
+
+status.json is rewritten atomically (temp file in the same folder, fsync, rename), so a reader sees the old
+or the new document, never half of one. A worker killed with SIGKILL leaves `state: running` with its pid:
+the engine notices that the pid is gone and reports the run as failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from riemannlora.config import config_differences
+
+STATUS_VERSION = 1
+
+
+def atomic_write_json(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=2, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class RunDirError(Exception):
+    """The run directory cannot be used as asked (already started, or a different config on --resume)."""
+
+
+class RunDir:
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path).expanduser().absolute()
+
+    # paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def status_path(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / "worker.log"
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def adapter_path(self) -> Path:
+        return self.path / "adapter"
+
+    def read_status(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.status_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def has_started(self) -> bool:
+        """True when a worker already ran here (events written, or a state beyond `queued`)."""
+        if self.events_path.exists() and self.events_path.stat().st_size > 0:
+            return True
+        status = self.read_status()
+        return bool(status) and status.get("state") not in (None, "queued")
+
+    def prepare(self, resolved_config: dict[str, Any], *, resume: bool) -> None:
+        """Create the folder and pin config.json, refusing to mix two different configs in one run."""
+        started = self.path.exists() and self.has_started()
+        existing = None
+        if self.config_path.exists():
+            try:
+                existing = json.loads(self.config_path.read_text(encoding="utf-8"))
+            except ValueError:
+                existing = None
+        if started and not resume:
+            raise RunDirError(
+                f"run directory {self.path} already holds a run; pass --resume to continue it, or choose a new "
+                "run directory"
+            )
+        if started and existing is not None:
+            diffs = config_differences(existing, resolved_config)
+            if diffs:
+                raise RunDirError(
+                    f"--resume with a config that differs from {self.config_path} at "
+                    f"{', '.join(diffs[:8])}{' ...' if len(diffs) > 8 else ''}; a run's config is immutable once "
+                    "started: resume with the same config, or start a new run directory"
+                )
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints_path.mkdir(exist_ok=True)
+        if existing != resolved_config:
+            atomic_write_json(self.config_path, resolved_config)
+
+
+class StatusFile:
+    """status.json writer (schema/run-status.schema.json); every call rewrites the whole document."""
+
+    def __init__(self, path: Path, *, enabled: bool = True):
+        self.path = path
+        self.enabled = enabled
+        self.doc: dict[str, Any] = {
+            "version": STATUS_VERSION,
+            "state": "running",
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": time.time(),
+            "ended_at": None,
+            "updated_at": time.time(),
+            "step": 0,
+            "exit_code": None,
+            "last_error": None,
+        }
+
+    def update(self, **fields: Any) -> None:
+        self.doc.update(fields)
+        self.doc["updated_at"] = time.time()
+        if self.enabled:
+            atomic_write_json(self.path, self.doc)
+
+    def finish(self, state: str, exit_code: int, last_error: dict[str, Any] | None = None) -> None:
+        self.update(state=state, exit_code=exit_code, ended_at=time.time(), last_error=last_error)
