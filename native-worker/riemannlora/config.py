@@ -1,9 +1,11 @@
 """Run configuration: load, validate against the shared JSON Schema, apply defaults.
 
 The schema `schema/run-config.schema.json` is the one contract between the extension, the headless CLI
-and the worker (DESIGN.md, "Run config"). This module validates with `jsonschema`'s Draft 2020-12
-validator and turns each failure into a `ConfigProblem` whose message names the JSON path of the field,
-what is wrong, and the allowed values, so that `validate` and `run` can both say exactly what to fix.
+and the worker (DESIGN.md, "Run config"). Schema validation is `riemannlora.schemas.validate` (jsonschema
+Draft 2020-12; the schema is found in the repository / VSIX layout `<package>/../../schema/` or in
+$RIEMANNLORA_SCHEMA_DIR). This module adds what a schema cannot say (relations between fields, local paths
+that do not exist), applies the defaults, and returns `ConfigProblem`s that name the JSON pointer of the
+field, what is wrong and what is allowed, so that `validate` and `run` say exactly what to fix.
 
 Import cost matters: `validate` and `doctor` must answer quickly, so nothing here imports torch.
 """
@@ -15,12 +17,8 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
-
-SCHEMA_ENV = "RIEMANNLORA_SCHEMA_DIR"
-SCHEMA_NAME = "run-config.schema.json"
 
 RIEMANNIAN_OPTIMIZERS = ("riemannion", "riemannian-sgd", "riemannian-adam")
 
@@ -49,200 +47,18 @@ class ConfigProblem:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Locating and loading the schema
+# The schema: located and validated by riemannlora.schemas (the one validator shared with the fixtures
+# and, in spirit, with the TypeScript engine), so both sides name the same fields the same way.
 
 
-def schema_dir_candidates() -> list[Path]:
-    """Where the schemas are looked for: the repository / VSIX layout first, then $RIEMANNLORA_SCHEMA_DIR."""
-    package_dir = Path(__file__).resolve().parent  # .../native-worker/riemannlora
-    candidates = [package_dir.parent.parent / "schema"]
-    env = os.environ.get(SCHEMA_ENV)
-    if env:
-        candidates.append(Path(env).expanduser())
-    return candidates
+def load_schema() -> dict[str, Any]:
+    from riemannlora.schemas import load_schema as _load
 
-
-def schema_path(name: str = SCHEMA_NAME) -> Path:
-    """Path of a shared schema file; a clear error naming every place looked at when it is missing."""
-    candidates = schema_dir_candidates()
-    for directory in candidates:
-        if (directory / name).is_file():
-            return directory / name
-    looked = ", ".join(str(d / name) for d in candidates)
-    raise FileNotFoundError(
-        f"cannot find the schema {name}; looked at {looked}. Set {SCHEMA_ENV} to the folder that holds "
-        "the project's schema/ files."
-    )
-
-
-@lru_cache(maxsize=8)
-def _load_schema_cached(path: str) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
-
-
-def load_schema(name: str = SCHEMA_NAME) -> dict[str, Any]:
-    return _load_schema_cached(str(schema_path(name)))
-
-
-# ----------------------------------------------------------------------------------------------------
-# Turning jsonschema errors into messages a person can act on
-
-
-def _pointer(parts: Iterable[Any]) -> str:
-    out = ""
-    for part in parts:
-        out += "/" + str(part).replace("~", "~0").replace("/", "~1")
-    return out
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return _load("config")
 
 
 def _choices(values: Iterable[Any]) -> str:
-    return ", ".join(_show(v) for v in values)
-
-
-_TYPE_NAMES = {
-    "integer": "an integer",
-    "number": "a number",
-    "string": "a string",
-    "boolean": "true or false",
-    "object": "an object",
-    "array": "a list",
-    "null": "null",
-}
-
-
-def _type_text(expected: Any) -> str:
-    if isinstance(expected, list):
-        return " or ".join(_TYPE_NAMES.get(t, t) for t in expected)
-    return _TYPE_NAMES.get(expected, str(expected))
-
-
-def _resolve_ref(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    while isinstance(schema, dict) and "$ref" in schema and schema["$ref"].startswith("#/"):
-        node: Any = root
-        for part in schema["$ref"][2:].split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
-
-def _subschema_at(root: dict[str, Any], path: list[Any]) -> dict[str, Any] | None:
-    """The schema node that describes the instance at `path` (following properties/items/$ref)."""
-    node: Any = _resolve_ref(root, root)
-    for part in path:
-        if not isinstance(node, dict):
-            return None
-        if isinstance(part, int):
-            node = node.get("items") or {}
-        else:
-            node = (node.get("properties") or {}).get(part)
-        if node is None:
-            return None
-        node = _resolve_ref(root, node)
-    return node if isinstance(node, dict) else None
-
-
-def _allof_reason(root: dict[str, Any], error: Any) -> str:
-    """If the error comes from an if/then rule with a description, return that description (the why)."""
-    path = list(error.absolute_schema_path)
-    node: Any = root
-    reason = ""
-    for part in path:
-        if isinstance(node, dict) and "$ref" in node and part not in node:
-            node = _resolve_ref(root, node)
-        try:
-            node = node[part]
-        except (KeyError, IndexError, TypeError):
-            break
-        if isinstance(node, dict) and "if" in node and "then" in node and node.get("description"):
-            reason = node["description"]
-    return reason
-
-
-def _problems_from_error(root: dict[str, Any], error: Any, instance: Any) -> list[ConfigProblem]:
-    path = list(error.absolute_path)
-    field = _pointer(path)
-    v = error.validator
-    val = error.validator_value
-    here = _subschema_at(root, path) or {}
-    described = here.get("description", "")
-    reason = _allof_reason(root, error)
-    got = f" (got {_show(error.instance)})"
-
-    if v == "required":
-        missing = [name for name in val if isinstance(error.instance, dict) and name not in error.instance]
-        out = []
-        for name in missing:
-            why = f"; {reason}" if reason else ""
-            if field == "/task" and name in ("model", "data"):
-                why = "; kind causal-lm needs a local path or hub id for both model and data"
-            out.append(ConfigProblem(_pointer([*path, name]), f"required field is missing{why}"))
-        return out
-    if v == "additionalProperties":
-        allowed = sorted((here.get("properties") or {}).keys())
-        extra = [k for k in error.instance if k not in (here.get("properties") or {})]
-        return [
-            ConfigProblem(_pointer([*path, k]), f"unknown field {k!r}; allowed fields here: {', '.join(allowed)}")
-            for k in extra
-        ]
-    if v == "enum":
-        msg = f"must be one of: {_choices(val)}{got}"
-        if reason:
-            msg += f". {reason}"
-        return [ConfigProblem(field, msg)]
-    if v == "const":
-        return [ConfigProblem(field, f"must be {_show(val)}{got}")]
-    if v == "type":
-        return [ConfigProblem(field, f"must be {_type_text(val)}{got}")]
-    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
-        bounds = []
-        for key, sym in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
-            if key in here:
-                bounds.append(f"{sym} {here[key]}")
-        allowed = f"; allowed: {' and '.join(bounds)}" if len(bounds) > 1 else ""
-        return [ConfigProblem(field, f"must be {op} {val}{got}{allowed}")]
-    if v == "pattern":
-        hint = f"; {described}" if described else f"; must match {val}"
-        return [ConfigProblem(field, f"invalid value{got}{hint}")]
-    if v == "minLength":
-        return [ConfigProblem(field, "must not be empty" if val == 1 else f"must have at least {val} characters")]
-    if v == "maxLength":
-        return [ConfigProblem(field, f"must have at most {val} characters")]
-    if v == "minItems":
-        return [ConfigProblem(field, f"must have at least {val} item(s){got}")]
-    if v == "maxItems":
-        return [ConfigProblem(field, f"must have at most {val} item(s){got}")]
-    if v == "uniqueItems":
-        return [ConfigProblem(field, f"items must be unique{got}")]
-    if v in ("oneOf", "anyOf"):
-        if field == "/adapter/target_modules":
-            return [
-                ConfigProblem(
-                    field,
-                    f'must be "all-linear" or a non-empty list of distinct module-name suffixes{got}',
-                )
-            ]
-        return [ConfigProblem(field, f"does not match any allowed form{got}; {described}".rstrip("; "))]
-    if v == "not":
-        if field == "/task" and isinstance(error.instance, dict):
-            kind = error.instance.get("kind")
-            return [
-                ConfigProblem(
-                    _pointer([*path, key]),
-                    f"only kind causal-lm takes {key}; kind {kind!r} brings its own model and data "
-                    "(remove this field or use kind causal-lm)",
-                )
-                for key in ("model", "data")
-                if key in error.instance
-            ]
-        return [ConfigProblem(field, f"value not allowed here{got}")]
-    return [ConfigProblem(field, error.message)]
+    return ", ".join(json.dumps(v) for v in values)
 
 
 def _semantic_problems(config: dict[str, Any]) -> list[ConfigProblem]:
@@ -264,11 +80,15 @@ def _semantic_problems(config: dict[str, Any]) -> list[ConfigProblem]:
             )
         if adapter["rank"] > width:
             problems.append(
-                ConfigProblem("/adapter/rank", f"must be <= the synthetic width ({width}) (got {adapter['rank']})")
+                ConfigProblem(
+                    "/adapter/rank", f"must be <= the synthetic width ({width}) (got {adapter['rank']})"
+                )
             )
         if isinstance(adapter.get("target_modules"), list):
             names = [f"layers.{i}" for i in range(syn.get("depth", 3))]
-            bad = [t for t in adapter["target_modules"] if not any(n == t or n.endswith("." + t) for n in names)]
+            bad = [
+                t for t in adapter["target_modules"] if not any(n == t or n.endswith("." + t) for n in names)
+            ]
             if bad:
                 problems.append(
                     ConfigProblem(
@@ -312,31 +132,131 @@ def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     }
     for key, what in expected.items():
         value = task.get(key)
-        if isinstance(value, str) and looks_like_local_path(value) and not os.path.exists(os.path.expanduser(value)):
+        if (
+            isinstance(value, str)
+            and looks_like_local_path(value)
+            and not os.path.exists(os.path.expanduser(value))
+        ):
             problems.append(
-                ConfigProblem(f"/task/{key}", f"path not found: {value}; expected {what} there", kind="missing-path")
+                ConfigProblem(
+                    f"/task/{key}", f"path not found: {value}; expected {what} there", kind="missing-path"
+                )
             )
     return problems
 
 
-def validate_config(config: Any, *, check_paths: bool = True) -> list[ConfigProblem]:
-    """Every problem of `config` (schema, then field relations, then local paths); [] when valid."""
-    from jsonschema import Draft202012Validator
+ADAM_TYPE = ("adamw", "scaled-adamw", "loraplus", "riemannian-adam")
 
-    schema = load_schema()
-    validator = Draft202012Validator(schema)
-    problems: list[ConfigProblem] = []
-    for error in sorted(validator.iter_errors(config), key=lambda e: (list(e.absolute_path), e.validator)):
-        problems.extend(_problems_from_error(schema, error, config))
-    # An if/then rule and a plain enum can report the same field twice; keep the more specific message.
-    seen: dict[str, ConfigProblem] = {}
-    for p in problems:
-        prev = seen.get(p.field)
-        if prev is None or len(p.message) > len(prev.message):
-            seen[p.field] = p
-    problems = [p for p in problems if seen.get(p.field) is p]
+
+def method_arguments(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Keyword arguments of `riemannlora.methods.setup_method` for a resolved config, and warnings.
+
+    Fields the schema accepts but that mean nothing for the chosen optimizer are dropped with a warning
+    (not an error, so that every schema-valid config runs): `adapter.alpha`/`rslora` with a Riemannian
+    optimizer (the scale lives in the point), `method.momentum` with an Adam-type optimizer (betas apply),
+    `method.momentum_store` with anything but Riemannion.
+    """
+    method, adapter, train = config["method"], config["adapter"], config["train"]
+    optimizer = method["optimizer"]
+    riemannian = optimizer in RIEMANNIAN_OPTIMIZERS
+    warnings: list[str] = []
+    loi = method.get("loi", {})
+    kwargs: dict[str, Any] = {
+        "rank": adapter["rank"],
+        "alpha": adapter.get("alpha"),
+        "target_modules": adapter.get("target_modules", "all-linear"),
+        "dropout": adapter.get("dropout", 0.0),
+        "rslora": adapter.get("rslora", False),
+        "dora": adapter.get("dora", False),
+        "init": method["init"],
+        "optimizer": optimizer,
+        "lr": method.get("lr"),
+        "momentum": method.get("momentum"),
+        "weight_decay": method.get("weight_decay", 0.0),
+        "loraplus_ratio": method.get("loraplus_ratio", 16.0),
+        "loi_oversample": loi.get("oversample", 16),
+        "loi_power_iters": loi.get("power_iters", 1),
+        "loi_scale": loi.get("scale"),
+        "seed": train.get("seed", 0),
+        "riemannion_momentum_store": method.get("momentum_store", "raw"),
+    }
+    if "betas" in method:
+        kwargs["betas"] = tuple(method["betas"])
+    if riemannian and kwargs["rslora"]:
+        warnings.append(
+            f"adapter.rslora has no effect with optimizer {optimizer} (the scale lives in the point)"
+        )
+        kwargs["rslora"] = False
+    if riemannian and kwargs["alpha"] is not None:
+        warnings.append(f"adapter.alpha is ignored by optimizer {optimizer} (the scale lives in the point)")
+    if optimizer in ADAM_TYPE and optimizer != "riemannian-adam" and kwargs["momentum"] is not None:
+        warnings.append(
+            f"method.momentum does not apply to optimizer {optimizer} (set method.betas); ignored"
+        )
+        kwargs["momentum"] = None
+    if optimizer != "riemannion" and kwargs["riemannion_momentum_store"] != "raw":
+        warnings.append(
+            f"method.momentum_store applies to optimizer riemannion only; ignored for {optimizer}"
+        )
+    if optimizer != "riemannion":
+        kwargs["riemannion_momentum_store"] = "raw"
+    return kwargs, warnings
+
+
+def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
+    """The trainer's own init x optimizer rules (riemannlora.methods.validate_method; imports torch)."""
+    try:
+        from riemannlora.methods import validate_method
+    except ImportError:  # the trainer is not importable: `run` will say why
+        return []
+    kwargs, _ = method_arguments(config)
+    problems = []
+    try:
+        validate_method(
+            init=kwargs["init"],
+            optimizer=kwargs["optimizer"],
+            dora=kwargs["dora"],
+            rslora=kwargs["rslora"],
+            momentum=kwargs["momentum"],
+            init_batches=[],  # the worker always provides the batches and the loss of gradient-based starts
+            loss_fn=lambda model, batch: None,
+            riemannion_momentum_store=kwargs["riemannion_momentum_store"],
+        )
+    except ValueError as exc:
+        text = str(exc)
+        head = text.split("=", 1)[0].split(" ", 1)[0]
+        field = {
+            "init": "/method/init",
+            "optimizer": "/method/optimizer",
+            "dora": "/adapter/dora",
+            "rslora": "/adapter/rslora",
+            "momentum": "/method/momentum",
+            "riemannion_momentum_store": "/method/momentum_store",
+        }.get(head, "/method")
+        problems.append(ConfigProblem(field, text))
+    if kwargs["optimizer"] == "loraplus" and kwargs["loraplus_ratio"] < 1:
+        problems.append(
+            ConfigProblem(
+                "/method/loraplus_ratio", f"must be >= 1 (B's lr / A's lr) (got {kwargs['loraplus_ratio']})"
+            )
+        )
+    return problems
+
+
+def validate_config(config: Any, *, check_paths: bool = True, deep: bool = True) -> list[ConfigProblem]:
+    """Every problem of `config`; [] when valid.
+
+    Schema first; on a schema-valid config also the relations between fields and, with `deep`, the
+    trainer's own rules for init x optimizer (imports torch); with `check_paths`, local paths that do not
+    exist.
+    """
+    from riemannlora.schemas import validate
+
+    problems = [ConfigProblem(e.path if e.path != "/" else "", e.message) for e in validate("config", config)]
     if not problems:
         problems = _semantic_problems(config)
+        if deep:
+            problems += _method_problems(config)
     if check_paths and isinstance(config, dict):
         problems += path_problems(config)
     return problems
@@ -346,13 +266,29 @@ def validate_config(config: Any, *, check_paths: bool = True) -> list[ConfigProb
 # Defaults
 
 
+def _resolve_ref(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while isinstance(schema, dict) and schema.get("$ref", "").startswith("#/"):
+        node: Any = root
+        for part in schema["$ref"][2:].split("/"):
+            node = node[part]
+        schema = node
+    return schema
+
+
 def _defaults_of(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     props = _resolve_ref(root, schema).get("properties") or {}
     return {k: copy.deepcopy(_resolve_ref(root, s)["default"]) for k, s in props.items() if "default" in s}
 
 
 # task fields that mean something only for some kinds: defaults are applied only where they apply
-_CAUSAL_TASK_FIELDS = ("text_field", "prompt_field", "completion_field", "seq_len", "eval_fraction", "eval_generate")
+_CAUSAL_TASK_FIELDS = (
+    "text_field",
+    "prompt_field",
+    "completion_field",
+    "seq_len",
+    "eval_fraction",
+    "eval_generate",
+)
 
 
 def apply_defaults(config: dict[str, Any], task_defaults: dict[str, Any] | None = None) -> dict[str, Any]:

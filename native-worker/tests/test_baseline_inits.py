@@ -42,8 +42,10 @@ def mse_loss(model, batch):
 
 def make_batches(seed: int, n_batches=2, dtype=torch.float64):
     gen = torch.Generator().manual_seed(1000 + seed)
-    return [(torch.randn(5, 12, generator=gen, dtype=dtype), torch.randn(5, 8, generator=gen, dtype=dtype))
-            for _ in range(n_batches)]
+    return [
+        (torch.randn(5, 12, generator=gen, dtype=dtype), torch.randn(5, 8, generator=gen, dtype=dtype))
+        for _ in range(n_batches)
+    ]
 
 
 def subspace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -52,7 +54,7 @@ def subspace_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.linalg.matrix_norm(qa @ qa.T - qb @ qb.T, ord=2))
 
 
-# ------------------------------------------------------------------------------------------------ LoRA / gaussian
+# ------------------------------------------------------------------------------------------------ LoRA / gaus
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lora_init_kaiming_a_zero_b_deterministic(seed):
     model = make_model(seed)
@@ -63,7 +65,9 @@ def test_lora_init_kaiming_a_zero_b_deterministic(seed):
         bound = 1.0 / math.sqrt(layer.in_features)  # kaiming-uniform with a=√5: gain √(1/3) · √(3/fan_in)
         assert torch.all(layer.lora_B == 0)
         assert float(layer.lora_A.detach().abs().max()) <= bound
-        assert float(layer.lora_A.detach().abs().max()) > 0.5 * bound  # really uniform on the interval, not tiny
+        assert (
+            float(layer.lora_A.detach().abs().max()) > 0.5 * bound
+        )  # really uniform on the interval, not tiny
         assert float(layer.delta_weight().abs().max()) == 0.0
     lora_init(model, seed=seed)
     assert all(torch.equal(first[n], layer.lora_A) for n, layer in layers.items())
@@ -76,7 +80,7 @@ def test_gaussian_init_std_one_over_r():
     model = nn.Sequential(nn.Linear(4000, 8).double())
     layers = inject_adapters(model, rank=4, target_modules=["0"], parametrization="factors")
     gaussian_init(model, seed=3)
-    a = layers["0"].lora_A
+    a = layers["0"].lora_A.detach()
     assert torch.all(layers["0"].lora_B == 0)
     assert abs(float(a.std()) - 1 / 4) < 0.01  # 16000 samples: std error ~0.0014
     assert abs(float(a.mean())) < 0.01
@@ -116,8 +120,9 @@ def test_pissa_is_the_top_r_svd_part_and_keeps_the_function(seed, parametrizatio
     reference = copy.deepcopy(model)
     x = torch.randn(7, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
     rank = 3
-    layers = inject_adapters(model, rank=rank, target_modules=["up", "down"], alpha=5.0,
-                             parametrization=parametrization)
+    layers = inject_adapters(
+        model, rank=rank, target_modules=["up", "down"], alpha=5.0, parametrization=parametrization
+    )
     pissa_init(model)
     for name, layer in layers.items():
         w = reference.get_submodule(name).weight.detach()
@@ -177,13 +182,16 @@ def dense_reference_gradient(model: nn.Module, name: str, batches) -> torch.Tens
 
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("variant", ["stable", "peft"])
-def test_lora_ga_subspaces_match_the_dense_gradient_svd(seed, variant):
+@pytest.mark.parametrize("gradient", ["probe", "dense"])
+def test_lora_ga_subspaces_match_the_dense_gradient_svd(seed, variant, gradient):
     model = make_model(seed)
     reference = copy.deepcopy(model)
     batches = make_batches(seed)
     rank = 2
-    layers = inject_adapters(model, rank=rank, target_modules=["up", "down"], alpha=4.0, parametrization="factors")
-    lora_ga_init(model, batches, mse_loss, variant=variant)
+    layers = inject_adapters(
+        model, rank=rank, target_modules=["up", "down"], alpha=4.0, parametrization="factors"
+    )
+    lora_ga_init(model, batches, mse_loss, variant=variant, gradient=gradient)
     x = batches[0][0]
     assert torch.allclose(model(x), reference(x), atol=1e-12)
     for name, layer in layers.items():
@@ -204,6 +212,25 @@ def test_lora_ga_subspaces_match_the_dense_gradient_svd(seed, variant):
         assert float(layer.delta_weight().abs().max()) < 1e-12
 
 
+def test_probe_svd_never_forms_g_and_matches_the_dense_svd_with_a_small_sketch():
+    """k = 2r + oversample = 8 < min(out, in) = 50: a real randomized SVD, from backward passes only."""
+    gen = torch.Generator().manual_seed(0)
+    u = torch.linalg.qr(torch.randn(50, 50, generator=gen, dtype=torch.float64)).Q
+    x = torch.linalg.qr(torch.randn(60, 50, generator=gen, dtype=torch.float64)).Q.T  # orthonormal rows
+    s = 0.5 ** torch.arange(50, dtype=torch.float64)
+    t = u * s  # loss = Σ t ⊙ (x Wᵀ)  =>  G = tᵀ x = diag(s) uᵀ x, singular values s
+    model = nn.Sequential(nn.Linear(60, 50)).double()
+    layers = inject_adapters(model, rank=2, target_modules=["0"], parametrization="factors")
+    g = t.T @ x
+    lora_ga_init(
+        model, [(x, t)], lambda m, b: (m(b[0]) * b[1]).sum(), gradient="probe", oversample=4, power_iters=3
+    )
+    assert layers["0"].base.weight.grad is None and not layers["0"].base.weight.requires_grad
+    uu, ss, vh = torch.linalg.svd(g)
+    assert subspace_distance(layers["0"].lora_A.detach().T, vh[:2].T) < 1e-6
+    assert subspace_distance(layers["0"].lora_B.detach(), uu[:, 2:4]) < 1e-6
+
+
 def test_lora_ga_gradients_restore_requires_grad_and_grads():
     model = make_model(0)
     layers = inject_adapters(model, rank=2, target_modules=["up"], parametrization="factors")
@@ -221,7 +248,9 @@ def test_lora_ga_on_manifold_layers_starts_at_the_same_product():
     model_f, model_m = make_model(4), make_model(4)
     batches = make_batches(4)
     lf = inject_adapters(model_f, rank=2, target_modules=["up", "down"], alpha=2.0, parametrization="factors")
-    lm = inject_adapters(model_m, rank=2, target_modules=["up", "down"], parametrization="manifold", init_scale=1e-12)
+    lm = inject_adapters(
+        model_m, rank=2, target_modules=["up", "down"], parametrization="manifold", init_scale=1e-12
+    )
     lora_ga_init(model_f, batches, mse_loss)
     lora_ga_init(model_m, batches, mse_loss)
     for name in lf:

@@ -18,20 +18,25 @@ SEEDS = [0, 1, 2]
 
 
 class TinyMLP(nn.Module):
+    """up and mid have the same shape, so the optimizers' same-shape batching is exercised."""
+
     def __init__(self):
         super().__init__()
-        self.up = nn.Linear(12, 10)
-        self.down = nn.Linear(10, 8)
+        self.up = nn.Linear(12, 12)
+        self.mid = nn.Linear(12, 12)
+        self.down = nn.Linear(12, 8)
 
     def forward(self, x):
-        return self.down(torch.tanh(self.up(x)))
+        return self.down(torch.tanh(self.mid(torch.tanh(self.up(x)))))
 
 
 def factor_model(seed: int, dora: bool = False) -> nn.Module:
     """TinyMLP with rank-3 factor adapters whose B is nonzero (so preconditioners are not trivial)."""
     torch.manual_seed(seed)
     model = TinyMLP().double()
-    inject_adapters(model, rank=3, target_modules=["up", "down"], alpha=6.0, parametrization="factors", dora=dora)
+    inject_adapters(
+        model, rank=3, target_modules=["up", "mid", "down"], alpha=6.0, parametrization="factors", dora=dora
+    )
     with torch.no_grad():
         for layer in adapter_layers(model).values():
             layer.lora_B.normal_(0, 0.3)
@@ -105,13 +110,18 @@ def test_scaled_adamw_matches_dense_reference_for_three_steps(seed):
 
 def test_scaled_adamw_differs_from_adamw_and_state_dict_resumes_bitwise():
     model, plain = factor_model(0), factor_model(0)
-    opt, opt_plain = ScaledAdamW(model, lr=1e-2), torch.optim.AdamW(trainable(plain).values(), lr=1e-2, weight_decay=0)
+    opt, opt_plain = (
+        ScaledAdamW(model, lr=1e-2),
+        torch.optim.AdamW(trainable(plain).values(), lr=1e-2, weight_decay=0),
+    )
     for m, o in ((model, opt), (plain, opt_plain)):
         o.zero_grad()
         loss_at(m, 0).backward()
         o.step()
-    diff = max(float((p - q).detach().abs().max()) for p, q in zip(trainable(model).values(), trainable(plain).values(),
-                                                            strict=True))
+    diff = max(
+        float((p - q).detach().abs().max())
+        for p, q in zip(trainable(model).values(), trainable(plain).values(), strict=True)
+    )
     assert diff > 1e-4  # the preconditioner changes the direction (B ≠ 0)
 
     resumed_model = copy.deepcopy(model)
@@ -142,7 +152,11 @@ def test_factor_optimizers_reject_manifold_models():
     torch.manual_seed(0)
     model = TinyMLP().double()
     inject_adapters(model, rank=2, target_modules=["up"], parametrization="manifold")
-    for build in (lambda: ScaledAdamW(model), lambda: MuonFactors(model), lambda: create_loraplus_optimizer(model, 1e-3)):
+    for build in (
+        lambda: ScaledAdamW(model),
+        lambda: MuonFactors(model),
+        lambda: create_loraplus_optimizer(model, 1e-3),
+    ):
         with pytest.raises(ValueError, match="parametrization='factors'"):
             build()
 
@@ -194,10 +208,16 @@ def test_muon_factors_matches_dense_reference(seed, adjust):
                     bufs[n] = mu * bufs.get(n, torch.zeros_like(p)) + (1 - mu) * g[n]
                     update = (1 - mu) * g[n] + mu * bufs[n]  # Nesterov
                     rows, cols = p.shape
-                    k = 0.2 * max(rows, cols) ** 0.5 if adjust == "match_rms_adamw" else max(1.0, rows / cols) ** 0.5
+                    k = (
+                        0.2 * max(rows, cols) ** 0.5
+                        if adjust == "match_rms_adamw"
+                        else max(1.0, rows / cols) ** 0.5
+                    )
                     p.copy_(p * (1 - lr * wd) - lr * k * ns5_reference(update))
                 else:
-                    p.copy_(adam_reference(p, g[n], adam_states.setdefault(n, {}), lr, (0.9, 0.999), 1e-8, wd))
+                    p.copy_(
+                        adam_reference(p, g[n], adam_states.setdefault(n, {}), lr, (0.9, 0.999), 1e-8, wd)
+                    )
         for n, p in trainable(model).items():
             assert torch.allclose(p, trainable(ref)[n], rtol=1e-10, atol=1e-12), n
 
@@ -210,10 +230,28 @@ def test_muon_factors_agrees_with_torch_muon_up_to_its_bf16_newton_schulz():
         loss_at(m, 0).backward()
         o.step()
     for (n, p), q in zip(trainable(model).items(), trainable(other).values(), strict=True):
-        start = trainable(factor_model(3))[n]
-        step_ours, step_theirs = p - start, q - start
+        start = trainable(factor_model(3))[n].detach()
+        step_ours, step_theirs = (p - start).detach(), (q - start).detach()
         rel = float(torch.linalg.matrix_norm(step_ours - step_theirs) / torch.linalg.matrix_norm(step_ours))
         assert rel < 0.05, (n, rel)  # torch iterates in bf16 (~3 significant digits)
+
+
+def test_muon_factors_state_dict_resumes_bitwise_and_follows_schedulers():
+    model = factor_model(4, dora=True)
+    opt = MuonFactors(model, lr=1e-2, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    loss_at(model, 0).backward()
+    opt.step()
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(5e-3)
+    resumed_model = copy.deepcopy(model)
+    resumed = MuonFactors(resumed_model, lr=1e-2, weight_decay=0.01)
+    resumed.load_state_dict(copy.deepcopy(opt.state_dict()))
+    for m, o in ((model, opt), (resumed_model, resumed)):
+        o.zero_grad()
+        loss_at(m, 1).backward()
+        o.step()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True))
 
 
 def test_muon_validates_arguments():
@@ -235,7 +273,9 @@ def test_loraplus_groups_and_one_sgd_step():
     assert by_name["loraplus_B"]["lr"] == pytest.approx(16e-3)
     ids_b = {id(p) for p in by_name["loraplus_B"]["params"]}
     for layer in layers.values():
-        assert id(layer.lora_B) in ids_b and id(layer.lora_magnitude) in ids_b and id(layer.lora_A) not in ids_b
+        assert (
+            id(layer.lora_B) in ids_b and id(layer.lora_magnitude) in ids_b and id(layer.lora_A) not in ids_b
+        )
     loss_at(model, 0).backward()
     grads = {n: p.grad.clone() for n, p in trainable(model).items()}
     opt.step()

@@ -21,7 +21,8 @@ const SCHEMAS: Record<SchemaName, object> = {
   status: runStatusSchema,
 };
 
-const ajv = new Ajv2020({ allErrors: true, strict: false });
+// verbose: errors carry the offending value (err.data) and the schema node (err.parentSchema) the messages use.
+const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
 const compiled = new Map<SchemaName, ValidateFunction>();
 
 export function validator(name: SchemaName): ValidateFunction {

@@ -89,7 +89,9 @@ class AdapterLayerBase(nn.Module):
         weight = base.weight
         self.geometry_dtype = dtype if dtype is not None else geometry_dtype(weight.dtype)
         if self.geometry_dtype not in (torch.float32, torch.float64):
-            raise ValueError(f"adapter dtype must be torch.float32 or torch.float64, got {self.geometry_dtype}")
+            raise ValueError(
+                f"adapter dtype must be torch.float32 or torch.float64, got {self.geometry_dtype}"
+            )
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         factory = {"device": weight.device, "dtype": self.geometry_dtype}
         self.register_buffer("offset_B", torch.zeros(out_f, 0, **factory))
@@ -127,7 +129,9 @@ class AdapterLayerBase(nn.Module):
     def set_offset(self, B0: Tensor, A0: Tensor) -> None:
         """Set the frozen offset ``B0 @ A0`` (out×k, k×in), copied in the geometry dtype."""
         if B0.dim() != 2 or A0.dim() != 2 or B0.shape[1] != A0.shape[0]:
-            raise ValueError(f"set_offset expects B0 (out×k) and A0 (k×in), got {tuple(B0.shape)}, {tuple(A0.shape)}")
+            raise ValueError(
+                f"set_offset expects B0 (out×k) and A0 (k×in), got {tuple(B0.shape)}, {tuple(A0.shape)}"
+            )
         if B0.shape[0] != self.out_features or A0.shape[1] != self.in_features:
             raise ValueError(
                 f"set_offset: shapes {tuple(B0.shape)} @ {tuple(A0.shape)} do not match the layer "
@@ -147,7 +151,9 @@ class AdapterLayerBase(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def clear_offset(self) -> None:
-        self.set_offset(self.offset_B.new_zeros(self.out_features, 0), self.offset_A.new_zeros(0, self.in_features))
+        self.set_offset(
+            self.offset_B.new_zeros(self.out_features, 0), self.offset_A.new_zeros(0, self.in_features)
+        )
 
     # ------------------------------------------------------------------ forward
     def _lowrank_pairs(self) -> list[tuple[Tensor, Tensor]]:

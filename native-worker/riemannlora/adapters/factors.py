@@ -100,7 +100,7 @@ class FactorLoRALayer(AdapterLayerBase):
 
     @torch.no_grad()
     def peft_factors(self) -> tuple[Tensor, Tensor, float, dict]:
-        """``(lora_A, lora_B, lora_alpha, extras)`` with ``(lora_alpha / r') lora_B @ lora_A == delta_weight()``.
+        """``(lora_A, lora_B, lora_alpha, extras)``: ``(lora_alpha / r') lora_B @ lora_A == delta_weight()``.
 
         Without an offset these are the factors themselves and ``lora_alpha = s·r`` (so rsLoRA exports with
         ``use_rslora=False`` semantics); DoRA adds ``extras["lora_magnitude_vector"]``. With an offset
@@ -110,18 +110,24 @@ class FactorLoRALayer(AdapterLayerBase):
         if self.use_dora:
             extras["lora_magnitude_vector"] = self.lora_magnitude.detach().clone()
         if not self.offset_rank:
-            return self.lora_A.detach().clone(), self.lora_B.detach().clone(), self._scaling * self.rank, extras
+            return (
+                self.lora_A.detach().clone(),
+                self.lora_B.detach().clone(),
+                self._scaling * self.rank,
+                extras,
+            )
         lora_B = torch.cat([self._scaling * self.lora_B, -self.offset_B], dim=1)
         lora_A = torch.cat([self.lora_A, self.offset_A], dim=0)
         return lora_A.detach().clone(), lora_B.detach().clone(), float(lora_A.shape[0]), extras
 
     @torch.no_grad()
     def load_factors(self, lora_A: Tensor, lora_B: Tensor, scaling: float) -> None:
-        """Set ``lora_A = lora_A``, ``lora_B = lora_B · scaling / s`` (so the delta is ``scaling·lora_B@lora_A``
-        and the given split is kept); clears any offset."""
+        """Set ``lora_A = lora_A``, ``lora_B = lora_B · scaling / s``: the delta is ``scaling·lora_B@lora_A``
+        and the given split is kept. Clears any offset."""
         if tuple(lora_A.shape) != tuple(self.lora_A.shape) or tuple(lora_B.shape) != tuple(self.lora_B.shape):
             raise ValueError(
-                f"load_factors: expected lora_A {tuple(self.lora_A.shape)} and lora_B {tuple(self.lora_B.shape)}, "
+                f"load_factors: expected lora_A {tuple(self.lora_A.shape)} and lora_B "
+                f"{tuple(self.lora_B.shape)}, "
                 f"got {tuple(lora_A.shape)} and {tuple(lora_B.shape)}; inject with the adapter's rank"
             )
         self.clear_offset()
@@ -129,4 +135,8 @@ class FactorLoRALayer(AdapterLayerBase):
         self.lora_B.copy_(lora_B * (float(scaling) / self._scaling))
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + (", dora=True" if self.use_dora else "") + (", rslora=True" if self.use_rslora else "")
+        return (
+            super().extra_repr()
+            + (", dora=True" if self.use_dora else "")
+            + (", rslora=True" if self.use_rslora else "")
+        )

@@ -67,8 +67,9 @@ def inject_adapters(
         if target_modules != "all-linear":
             target_modules = [target_modules]
     elif not target_modules:
-        raise ValueError("target_modules is empty: give module name suffixes, e.g. ['q_proj', 'v_proj'], or "
-                         "'all-linear'")
+        raise ValueError(
+            "target_modules is empty: give module name suffixes, e.g. ['q_proj', 'v_proj'], or 'all-linear'"
+        )
 
     head = _output_head(model)
     candidates = [(n, m) for n, m in model.named_modules() if n and supported_base(m)]
@@ -83,12 +84,15 @@ def inject_adapters(
             + (" ..." if len(candidates) > 12 else "")
         )
     for name, module in chosen:  # validate everything before mutating the model
-        in_f, out_f = (module.weight.shape[1], module.weight.shape[0]) if isinstance(module, nn.Linear) else (
-            module.weight.shape
+        in_f, out_f = (
+            (module.weight.shape[1], module.weight.shape[0])
+            if isinstance(module, nn.Linear)
+            else (module.weight.shape)
         )
         if rank > min(in_f, out_f):
             raise ValueError(
-                f"rank {rank} exceeds min(in, out) = {min(in_f, out_f)} of module {name!r}; lower the rank or "
+                f"rank {rank} exceeds min(in, out) = {min(in_f, out_f)} of module {name!r}; lower the rank "
+                "or "
                 "exclude that module from target_modules"
             )
 
@@ -99,7 +103,9 @@ def inject_adapters(
         if parametrization == "manifold":
             layer = ManifoldLoRALayer(module, rank, dropout=dropout, dtype=dtype, init_scale=init_scale)
         else:
-            layer = FactorLoRALayer(module, rank, alpha=alpha, dropout=dropout, rslora=rslora, dora=dora, dtype=dtype)
+            layer = FactorLoRALayer(
+                module, rank, alpha=alpha, dropout=dropout, rslora=rslora, dora=dora, dtype=dtype
+            )
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, layer)

@@ -62,7 +62,9 @@ class ManifoldLoRALayer(AdapterLayerBase):
         """
         m, n, r = self.out_features, self.in_features, self.rank
         if tuple(A_L.shape) != (m, r) or tuple(B.shape) != (n, r):
-            raise ValueError(f"set_point expects A_L {m}×{r} and B {n}×{r}, got {tuple(A_L.shape)}, {tuple(B.shape)}")
+            raise ValueError(
+                f"set_point expects A_L {m}×{r} and B {n}×{r}, got {tuple(A_L.shape)}, {tuple(B.shape)}"
+            )
         self.A_L.copy_(A_L)
         self.B.copy_(B)
         self.B_R.copy_(orthonormal_basis(self.B) if B_R is None else B_R)
@@ -109,11 +111,14 @@ class ManifoldLoRALayer(AdapterLayerBase):
         """
         m, n, r = self.out_features, self.in_features, self.rank
         if lora_A.dim() != 2 or lora_B.dim() != 2 or lora_A.shape[0] != lora_B.shape[1]:
-            raise ValueError(f"load_factors expects lora_A r'×in and lora_B out×r', got {tuple(lora_A.shape)}, "
-                             f"{tuple(lora_B.shape)}")
+            raise ValueError(
+                f"load_factors expects lora_A r'×in and lora_B out×r', got {tuple(lora_A.shape)}, "
+                f"{tuple(lora_B.shape)}"
+            )
         if lora_A.shape[1] != n or lora_B.shape[0] != m:
-            raise ValueError(f"load_factors: lora_B @ lora_A is {lora_B.shape[0]}×{lora_A.shape[1]}, the layer is "
-                             f"{m}×{n}")
+            raise ValueError(
+                f"load_factors: lora_B @ lora_A is {lora_B.shape[0]}×{lora_A.shape[1]}, the layer is {m}×{n}"
+            )
         kw = {"device": self.B.device, "dtype": self.geometry_dtype}
         Q1, R1 = torch.linalg.qr(lora_B.to(**kw))
         Q2, R2 = torch.linalg.qr(lora_A.t().to(**kw))
@@ -123,7 +128,7 @@ class ManifoldLoRALayer(AdapterLayerBase):
         if S.numel() > r and bool(S[r] > tol):
             warnings.warn(
                 f"load_factors: the product has rank > {r}; keeping its best rank-{r} approximation "
-                f"(discarded relative energy {float((S[r:] ** 2).sum() / (S ** 2).sum()):.3g}). Use a layer of "
+                f"(discarded relative energy {float((S[r:] ** 2).sum() / (S**2).sum()):.3g}). Use a layer of "
                 "rank >= the adapter's rank to keep it exactly.",
                 stacklevel=2,
             )

@@ -12,9 +12,11 @@ from .fixed_rank import (
     tangent_dense,
     tangent_factors,
 )
+from .tangent_basis import TangentBasis
 
 __all__ = [
     "FixedRankManifold",
+    "TangentBasis",
     "default_ortho_eps",
     "geometry_dtype",
     "ortho_lr",

@@ -8,22 +8,14 @@ Starts away from zero (LOI, PiSSA, LoRA-GA) freeze X₀ as a low-rank offset bes
 function is unchanged at step 0 and the base weights are never mutated.
 """
 
+from .loi import LOIReport, default_loi_scale, loi_init
 from .lora import gaussian_init, lora_init
 from .lora_ga import lora_ga_factors, lora_ga_init
 from .pissa import pissa_init, top_singular_triplets
 
-# TEMPORARY until Engineer A's loi.py lands: resolve loi_init lazily.
-
-
-def __getattr__(name):
-    if name == "loi_init":
-        from .loi import loi_init
-
-        return loi_init
-    raise AttributeError(name)
-
-
 __all__ = [
+    "LOIReport",
+    "default_loi_scale",
     "gaussian_init",
     "loi_init",
     "lora_ga_factors",

@@ -16,15 +16,14 @@ import math
 import torch
 from torch import nn
 
+from ..adapters import adapter_layers
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # helpers shared by the baseline initializations (pissa.py, lora_ga.py)
 
 
 def adapter_items(model: nn.Module, who: str) -> dict[str, nn.Module]:
     """The model's adapter layers by module path; a clear error when there are none."""
-    from ..adapters import adapter_layers
-
     layers = adapter_layers(model)
     if not layers:
         raise ValueError(f"{who}: the model has no adapter layers; call inject_adapters(model, ...) first")
@@ -46,8 +45,9 @@ def set_start(layer: nn.Module, lora_A: torch.Tensor, lora_B: torch.Tensor, scal
     """Start the adapter at X0 = scaling · lora_B @ lora_A and freeze the same X0 as the offset.
 
     The model function is unchanged (delta_weight() = 0) and the base weight is never mutated: this replaces
-    the "base ← W − s·B0·A0" of PiSSA/LoRA-GA (exact in any precision, works on quantized bases). The offset is
-    built from the factors as the layer stores them (after the cast to its dtype), so it cancels exactly.
+    the "base ← W − s·B0·A0" of PiSSA/LoRA-GA (exact in any precision, works on quantized bases). The
+    offset is built from the factors as the layer stores them (after the cast to its dtype), so it cancels
+    exactly.
     """
     layer.clear_offset()
     layer.load_factors(lora_A, lora_B, scaling)
@@ -60,7 +60,7 @@ def set_start(layer: nn.Module, lora_A: torch.Tensor, lora_B: torch.Tensor, scal
 
 @torch.no_grad()
 def start_zero_manifold(layer: nn.Module, gen: torch.Generator) -> None:
-    """method.md §5 substitute for B = 0 on M_r: random orthonormal A_L and B_R, singular values `init_scale`."""
+    """method.md §5 substitute for B = 0 on M_r: random orthonormal A_L, B_R; singular values `init_scale`."""
     kw = {"dtype": torch.float64}
     a_l = torch.linalg.qr(torch.randn(layer.out_features, layer.rank, generator=gen, **kw)).Q
     b_r = torch.linalg.qr(torch.randn(layer.in_features, layer.rank, generator=gen, **kw)).Q
@@ -70,7 +70,7 @@ def start_zero_manifold(layer: nn.Module, gen: torch.Generator) -> None:
 
 @torch.no_grad()
 def lora_init(model: nn.Module, seed: int = 0) -> dict[str, nn.Module]:
-    """LoRA's start (Hu et al. 2022; PEFT default): `lora_A` kaiming-uniform (a = √5), `lora_B` = 0, no offset.
+    """LoRA's start (Hu et al. 2022; PEFT default): `lora_A` kaiming-uniform (a = √5), `lora_B` = 0.
 
     Deterministic in `seed` (layers are visited in module order). Manifold layers get the method.md §5
     zero-B substitute (random orthonormal A_L, tiny singular values). Returns the adapter layers.
@@ -91,13 +91,13 @@ def lora_init(model: nn.Module, seed: int = 0) -> dict[str, nn.Module]:
 
 @torch.no_grad()
 def gaussian_init(model: nn.Module, seed: int = 0) -> dict[str, nn.Module]:
-    """PEFT's `init_lora_weights="gaussian"`: `lora_A` ~ N(0, (1/r)²), `lora_B` = 0, no offset (factors only)."""
+    """PEFT's `init_lora_weights="gaussian"`: `lora_A` ~ N(0, (1/r)²), `lora_B` = 0, no offset (factors)."""
     layers = adapter_items(model, "gaussian_init")
     for index, (name, layer) in enumerate(layers.items()):
         if not is_factor_layer(layer):
             raise ValueError(
-                f"gaussian_init: layer {name!r} is manifold-parametrized; a Gaussian A with B = 0 is not a point "
-                "of M_r. Use init='lora' (the method.md §5 start) or parametrization='factors'."
+                f"gaussian_init: layer {name!r} is manifold-parametrized; a Gaussian A with B = 0 is not a "
+                "point of M_r. Use init='lora' (the method.md §5 start) or parametrization='factors'."
             )
         gen = _generator(seed * 100_003 + index)
         layer.clear_offset()

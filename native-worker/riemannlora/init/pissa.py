@@ -62,8 +62,12 @@ def pissa_init(model: nn.Module, niter: int | None = None, seed: int = 0) -> dic
     layers = adapter_items(model, "pissa_init")
     for index, (_name, layer) in enumerate(layers.items()):
         if getattr(layer, "lora_magnitude", None) is not None:
-            raise ValueError("pissa_init: DoRA layers are not supported (PiSSA + DoRA is not a tested baseline)")
-        u, s, v = top_singular_triplets(layer.base_weight(), layer.rank, niter=niter, seed=seed * 7919 + index)
+            raise ValueError(
+                "pissa_init: DoRA layers are not supported (PiSSA + DoRA is not a tested baseline)"
+            )
+        u, s, v = top_singular_triplets(
+            layer.base_weight(), layer.rank, niter=niter, seed=seed * 7919 + index
+        )
         root = torch.sqrt(s / layer.scaling)
         set_start(layer, root[:, None] * v.T, u * root, layer.scaling)
     return layers

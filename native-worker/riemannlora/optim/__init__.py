@@ -8,18 +8,9 @@ or `torch.optim.SGD` directly.
 
 from .loraplus import create_loraplus_optimizer
 from .muon import MuonFactors, newton_schulz5
+from .riemannian_sgd import RiemannianSGD
+from .riemannion import Riemannion
 from .scaled_adamw import ScaledAdamW, lora_factor_pairs
-
-# TEMPORARY until Engineer A's modules land: resolve the Riemannian optimizers lazily.
-_LAZY = {"Riemannion": ".riemannion", "RiemannianSGD": ".riemannian_sgd"}
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(name)
 
 __all__ = [
     "MuonFactors",

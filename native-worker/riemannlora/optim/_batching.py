@@ -7,8 +7,10 @@ bucket (one batched QR / SVD call per building block instead of one per layer: a
 solver-call latency, not arithmetic). Per-layer hyperparameters (lr, momentum, weight decay of the layer's
 param group) enter as ``b×1×1`` tensors, so param groups and schedulers do not break the batching.
 
-Optimizer state is keyed by the layer's ``B`` Parameter; the point itself lives in the layer (its buffers
-``A_L``, ``B_R`` and Parameter ``B`` are part of the model's ``state_dict``).
+Optimizer state is keyed by the layer's ``B`` Parameter: ``momentum_A`` (out×r) and ``momentum_B`` (in×r),
+the momentum tangent vector already transported to the layer's current point, and ``step``. The point
+itself lives in the layer (buffers ``A_L``, ``B_R`` and Parameter ``B`` are in the model's ``state_dict``),
+so a checkpoint is the pair (model state_dict, optimizer state_dict).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import ManifoldLoRALayer, owner_of
-from ..geometry import geometry_dtype
+from ..geometry import TangentBasis, geometry_dtype
 
 __all__ = ["ManifoldOptimizerBase", "Bucket"]
 
@@ -35,14 +37,16 @@ def _expand(params) -> list:
             )
         return [p for layer in layers for p in (layer.B, layer.Z1)]
     if isinstance(params, Tensor):
-        raise TypeError("params must be a model, an iterable of parameters or of param-group dicts, not a Tensor")
+        raise TypeError(
+            "params must be a model, an iterable of parameters or of param-group dicts, not a Tensor"
+        )
     out = []
     for item in params:
         if isinstance(item, dict):
             group = dict(item)
-            group["params"] = _expand(group["params"]) if not isinstance(group["params"], Tensor) else [
-                group["params"]
-            ]
+            group["params"] = (
+                _expand(group["params"]) if not isinstance(group["params"], Tensor) else [group["params"]]
+            )
             out.append(group)
         elif isinstance(item, nn.Module):
             out.extend(_expand(item))
@@ -60,24 +64,32 @@ class Bucket:
         first = self.layers[0]
         self.dtype = geometry_dtype(first.B.dtype)
         self.rank = first.rank
-        kw = {"dtype": self.dtype}
-        self.A_L = torch.stack([layer.A_L for layer in self.layers]).to(**kw)
-        self.B = torch.stack([layer.B.detach() for layer in self.layers]).to(**kw)
-        self.B_R = torch.stack([layer.B_R for layer in self.layers]).to(**kw)
+
+        def stack(tensors: list[Tensor]) -> Tensor:  # a lone layer is viewed, not copied
+            out = tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
+            return out.to(self.dtype)
+
+        self.A_L = stack([layer.A_L for layer in self.layers])
+        self.B = stack([layer.B.detach() for layer in self.layers])
+        self.B_R = stack([layer.B_R for layer in self.layers])
         # Z1.grad = G B_R and B.grad = Gᵀ A_L from the doubled-rank forward (method.md §2); a layer that
         # took no part in the loss has no grad: treat it as zero.
-        self.grad_A = torch.stack([_grad_or_zero(layer.Z1) for layer in self.layers]).to(**kw)
-        self.grad_B = torch.stack([_grad_or_zero(layer.B) for layer in self.layers]).to(**kw)
+        self.grad_A = stack([_grad_or_zero(layer.Z1) for layer in self.layers])
+        self.grad_B = stack([_grad_or_zero(layer.B) for layer in self.layers])
 
     def hyper(self, key: str) -> Tensor:
         """Per-layer hyperparameter ``key`` as a ``b×1×1`` tensor."""
-        return torch.tensor([float(g[key]) for g in self.groups], dtype=self.dtype, device=self.B.device).view(
-            -1, 1, 1
-        )
+        return torch.tensor(
+            [float(g[key]) for g in self.groups], dtype=self.dtype, device=self.B.device
+        ).view(-1, 1, 1)
 
     def write_point(self, A_L: Tensor, B: Tensor, B_R: Tensor) -> None:
         for i, layer in enumerate(self.layers):
             layer.set_point(A_L[i], B[i], B_R=B_R[i])
+
+
+def _mT(x: Tensor) -> Tensor:
+    return x.transpose(-2, -1)
 
 
 def _grad_or_zero(p: Tensor) -> Tensor:
@@ -109,12 +121,16 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
                     )
                 if id(layer) in seen:
                     if seen[id(layer)] != gi:
-                        raise ValueError(f"{type(self).__name__}: the parameters of one layer are split across "
-                                         "param groups; keep a layer's B and Z1 in the same group")
+                        raise ValueError(
+                            f"{type(self).__name__}: the parameters of one layer are split across "
+                            "param groups; keep a layer's B and Z1 in the same group"
+                        )
                     continue
                 if not any(q is layer.B for q in group["params"]):
-                    raise ValueError(f"{type(self).__name__}: param group holds Z1 of a layer but not its B; "
-                                     "pass both (or the model)")
+                    raise ValueError(
+                        f"{type(self).__name__}: param group holds Z1 of a layer but not its B; "
+                        "pass both (or the model)"
+                    )
                 seen[id(layer)] = gi
                 entries.append((layer, group))
         return entries
@@ -127,10 +143,12 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         return [Bucket(entries) for entries in by_key.values()]
 
     def _stack_state(self, bucket: Bucket, key: str, shape: tuple[int, ...]) -> Tensor | None:
-        """Stack ``state[layer.B][key]`` over a bucket (zeros where a layer has none); None if no layer has it."""
+        """Stack ``state[layer.B][key]`` over a bucket (zeros where a layer has none); None if none has it."""
         states = [self.state.get(layer.B, {}).get(key) for layer in bucket.layers]
         if all(s is None for s in states):
             return None
+        if len(states) == 1:
+            return states[0].to(bucket.dtype).unsqueeze(0)
         zeros = torch.zeros(shape, dtype=bucket.dtype, device=bucket.B.device)
         return torch.stack([zeros if s is None else s.to(bucket.dtype) for s in states])
 
@@ -151,17 +169,57 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
             self._step_bucket(bucket)
         return loss
 
-    def _transported_momentum(self, bucket: Bucket) -> tuple[Tensor, Tensor] | None:
-        """Old momentum (ambient factors ``m×2r``, ``n×2r``) projected onto the current tangent space."""
-        from ..geometry import project_lr
-
+    def _momentum(self, bucket: Bucket) -> tuple[Tensor, Tensor] | None:
+        """The stored momentum ``(Ȧ, Ḃ)``: already transported to the current point at the end of the
+        previous step (transport = projection onto the new tangent space, method.md §3)."""
         b, m, r = bucket.A_L.shape
         n = bucket.B.shape[1]
-        L = self._stack_state(bucket, "momentum_L", (m, 2 * r))
-        R = self._stack_state(bucket, "momentum_R", (n, 2 * r))
-        if L is None or R is None:
+        mA = self._stack_state(bucket, "momentum_A", (m, r))
+        mB = self._stack_state(bucket, "momentum_B", (n, r))
+        if mA is None or mB is None:
             return None
-        return project_lr(bucket.A_L, bucket.B_R, L, R)
+        return mA, mB
+
+    @staticmethod
+    def _riemannian_grad_A(bucket: Bucket) -> Tensor:
+        """``(I − A_L A_Lᵀ) Z1.grad``: the Ȧ part of ``P_T(G)`` (method.md §2)."""
+        A = bucket.A_L
+        return bucket.grad_A - A @ (_mT(A) @ bucket.grad_A)
+
+    def _retract_and_transport(
+        self,
+        bucket: Bucket,
+        basis: TangentBasis,
+        direction_core: Tensor,
+        point_factor: Tensor | float,
+        momentum_core: Tensor,
+        extra_state: dict | None = None,
+    ) -> None:
+        """Retract ``point_factor · X + Q_L direction_core Q_Rᵀ`` (the caller folds −η into the core), write
+        the new point, and store the momentum ``Q_L momentum_core Q_Rᵀ`` projected onto the new tangent
+        space.
+
+        ``X = A_L Bᵀ = Q_L a b_Bᵀ Q_Rᵀ``, so the retracted matrix is ``Q_L K Q_Rᵀ`` with the small core
+        ``K = point_factor · a b_Bᵀ + direction_core``; ``svd(K) = U₂ S V₂ᵀ`` gives the best rank-r
+        approximation ``A_L' = Q_L U₂[:, :r]``, ``B' = Q_R V₂[:, :r] diag(S[:r])``, ``B_R' = Q_R V₂[:, :r]``.
+        Transport of ``ξ_m = Q_L M Q_Rᵀ``: ``Ȧ' = Q_L (I − U₂U₂ᵀ) M V₂``, ``Ḃ' = Q_R Mᵀ U₂`` (ProjectLR
+        onto the new point, in coordinates).
+        """
+        r = bucket.rank
+        K = direction_core
+        if not (isinstance(point_factor, float) and point_factor == 0.0):
+            K = point_factor * (basis.a @ _mT(basis.coords_of_B(bucket.B))) + K
+        U2, S2, V2T = torch.linalg.svd(K, full_matrices=False)
+        U2r, V2r = U2[..., :, :r], _mT(V2T)[..., :, :r]
+        V = basis.right(V2r)
+        A_new = basis.left(U2r)
+        MV = momentum_core @ V2r
+        x = MV - U2r @ (_mT(U2r) @ MV)
+        y = _mT(momentum_core) @ U2r
+        # everything is computed before the write: a lone layer's bucket tensors are views of its buffers
+        momentum = {"momentum_A": basis.left(x), "momentum_B": basis.right(y)}
+        bucket.write_point(A_new, V * S2[..., None, :r], V)
+        self._save_state(bucket, **momentum, **(extra_state or {}))
 
     def _step_bucket(self, bucket: Bucket) -> None:
         raise NotImplementedError

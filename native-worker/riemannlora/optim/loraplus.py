@@ -34,14 +34,18 @@ def create_loraplus_optimizer(
         **kwargs: passed to `optimizer_cls` (betas, eps, ...).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError("create_loraplus_optimizer needs the model (to tell lora_A from lora_B), not a params list")
+        raise TypeError(
+            "create_loraplus_optimizer needs the model (to tell lora_A from lora_B), not a params list"
+        )
     if ratio < 1:
-        raise ValueError(f"create_loraplus_optimizer: ratio = η_B/η_A should be >= 1 (paper: ~16), got {ratio}")
+        raise ValueError(
+            f"create_loraplus_optimizer: ratio = η_B/η_A should be >= 1 (paper: ~16), got {ratio}"
+        )
     pairs = lora_factor_pairs(model)
     if not pairs:
         raise ValueError(
-            "create_loraplus_optimizer: the model has no factor-parametrized LoRA layers; inject adapters with "
-            "parametrization='factors' (LoRA+ is a rule for the lora_A/lora_B factors)."
+            "create_loraplus_optimizer: the model has no factor-parametrized LoRA layers; inject adapters "
+            "with parametrization='factors' (LoRA+ is a rule for the lora_A/lora_B factors)."
         )
     b_ids = {id(b) for _, b in pairs}
     group_a: list[nn.Parameter] = []

@@ -41,26 +41,30 @@ _ADJUST = ("match_rms_adamw", "original", "none")
 
 @torch.no_grad()
 def newton_schulz5(
-    g: torch.Tensor, steps: int = 5, coefficients: tuple[float, float, float] = NS_COEFFICIENTS, eps: float = 1e-7
+    g: torch.Tensor,
+    steps: int = 5,
+    coefficients: tuple[float, float, float] = NS_COEFFICIENTS,
+    eps: float = 1e-7,
 ) -> torch.Tensor:
     """Quintic Newton–Schulz approximation of the polar factor U Vᵀ of a matrix `g` (Jordan et al. 2024).
 
     X ← X / max(‖X‖_F, eps); then `steps` times X ← a X + (b A + c A²) X with A = X Xᵀ, iterating on the wide
-    orientation so that A is min(rows, cols)². Computed in at least fp32; returned in `g`'s dtype.
+    orientation so that A is min(rows, cols)². Accepts a batch (…×rows×cols): same-shape factors go through
+    one set of batched matmuls. Computed in at least fp32; returned in `g`'s dtype.
     """
-    if g.ndim != 2:
-        raise ValueError(f"newton_schulz5 expects a matrix, got shape {tuple(g.shape)}")
+    if g.ndim < 2:
+        raise ValueError(f"newton_schulz5 expects a matrix (or a batch of them), got shape {tuple(g.shape)}")
     a, b, c = coefficients
     x = g.to(torch.promote_types(g.dtype, torch.float32))
-    tall = x.shape[0] > x.shape[1]
+    tall = x.shape[-2] > x.shape[-1]
     if tall:
-        x = x.T
-    x = x / x.norm().clamp(min=eps)
+        x = x.mT
+    x = x / torch.linalg.matrix_norm(x, keepdim=True).clamp(min=eps)
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * (gram @ gram)) @ x
     if tall:
-        x = x.T
+        x = x.mT
     return x.to(g.dtype)
 
 
@@ -136,23 +140,31 @@ class MuonFactors(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             lr, wd, mu = group["lr"], group["weight_decay"], group["momentum"]
+            buckets: dict[tuple, list[torch.Tensor]] = {}
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                g = p.grad
-                state = self.state[p]
                 if wd != 0:
                     p.mul_(1 - lr * wd)
                 if p.ndim == 2:
-                    if "momentum_buffer" not in state:
-                        state["momentum_buffer"] = torch.zeros_like(p)
-                    buf = state["momentum_buffer"]
-                    buf.lerp_(g, 1 - mu)
-                    update = g.lerp(buf, mu) if group["nesterov"] else buf
-                    ortho = newton_schulz5(update, group["ns_steps"], group["ns_coefficients"], group["eps"])
-                    p.add_(ortho, alpha=-lr * muon_lr_scale(p.shape, group["adjust_lr"]))
+                    buckets.setdefault((tuple(p.shape), p.dtype, p.device), []).append(p)
                 else:
-                    self._adamw_update(p, g, state, group)
+                    self._adamw_update(p, p.grad, self.state[p], group)
+            # Same-shape factors (all q_proj lora_A's, ...) share one batched momentum update and one batched
+            # Newton–Schulz: at scale the cost is kernel latency, not arithmetic.
+            for params in buckets.values():
+                for p in params:
+                    if "momentum_buffer" not in self.state[p]:
+                        self.state[p]["momentum_buffer"] = torch.zeros_like(p)
+                for p in params:
+                    self.state[p]["momentum_buffer"].lerp_(p.grad, 1 - mu)
+                g = torch.stack([p.grad for p in params])
+                buf = torch.stack([self.state[p]["momentum_buffer"] for p in params])
+                update = g.lerp(buf, mu) if group["nesterov"] else buf
+                ortho = newton_schulz5(update, group["ns_steps"], group["ns_coefficients"], group["eps"])
+                scale = -lr * muon_lr_scale(params[0].shape, group["adjust_lr"])
+                for p, o in zip(params, ortho.unbind(0), strict=True):
+                    p.add_(o, alpha=scale)
         return loss
 
     @staticmethod

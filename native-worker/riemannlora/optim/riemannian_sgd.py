@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import retract_lr
+from ..geometry import TangentBasis
 from ._batching import Bucket, ManifoldOptimizerBase
 
 __all__ = ["RiemannianSGD"]
@@ -20,7 +20,9 @@ class RiemannianSGD(ManifoldOptimizerBase):
     Per layer and step: ``Ȧ = β Ȧp + (1 − d)(I − A_L A_Lᵀ) gA``, ``Ḃ = β Ḃp + (1 − d) gB`` with the
     transported momentum ``(Ȧp, Ḃp)`` (ProjectLR of the stored ambient factors) and dampening ``d``
     (default ``d = β``: the paper's EMA form; ``dampening=0`` gives the undampened sum). The momentum is
-    stored raw. Then retract ``(1 − ηγ) X − η ξ = [A_L, −η Ȧ][(1 − ηγ) B − η Ḃ, B_R]ᵀ`` (RetractionLR).
+    stored raw (transported to the new point at the end of the step). Then retract
+    ``(1 − ηγ) X − η ξ = [A_L, −η Ȧ][(1 − ηγ) B − η Ḃ, B_R]ᵀ`` (RetractionLR, in the coordinates of
+    :class:`~riemannlora.geometry.TangentBasis`: one QR per side and one 2r×2r SVD).
 
     ``adam_like=True`` (v1 "Adam-like"): keep scalar EMAs of the component norms per layer,
     ``S_A ← γ‖Ȧ‖_F + (1 − γ) S_A``, ``S_B ← γ‖Ḃ‖_F + (1 − γ) S_B`` (γ = ``adam_gamma``, started at 0 and
@@ -51,39 +53,37 @@ class RiemannianSGD(ManifoldOptimizerBase):
         self.adam_like = bool(adam_like)
         self.adam_gamma = float(adam_gamma)
         self.adam_eps = float(adam_eps)
-        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "dampening": d})
+        super().__init__(
+            params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "dampening": d}
+        )
 
     def _step_bucket(self, bk: Bucket) -> None:
-        A, B, B_R, r = bk.A_L, bk.B, bk.B_R, bk.rank
-        lr, beta, wd, damp = bk.hyper("lr"), bk.hyper("momentum"), bk.hyper("weight_decay"), bk.hyper("dampening")
+        lr, beta = bk.hyper("lr"), bk.hyper("momentum")
+        wd, damp = bk.hyper("weight_decay"), bk.hyper("dampening")
 
-        gA = bk.grad_A - A @ (_mT(A) @ bk.grad_A)
-        A_dot, B_dot = (1 - damp) * gA, (1 - damp) * bk.grad_B
-        moved = self._transported_momentum(bk)
-        if moved is not None:
-            A_dot = beta * moved[0] + A_dot
-            B_dot = beta * moved[1] + B_dot
+        A_dot, B_dot = (1 - damp) * self._riemannian_grad_A(bk), (1 - damp) * bk.grad_B
+        momentum = self._momentum(bk)
+        if momentum is not None:
+            A_dot = beta * momentum[0] + A_dot
+            B_dot = beta * momentum[1] + B_dot
+        basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
+        direction = basis.core  # ξ = Q_L core Q_Rᵀ
         extra = {}
-        dir_A, dir_B = A_dot, B_dot
         if self.adam_like:
-            b = A.shape[0]
+            # In coordinates the Ḃ part of ξ (A_L Ḃᵀ) is a aᵀ core and the Ȧ part (Ȧ B_Rᵀ) the rest;
+            # Q_L, Q_R orthonormal and B_R, A_L too, so ‖Ȧ‖_F, ‖Ḃ‖_F are Frobenius norms of those blocks.
+            part_B = basis.a @ (_mT(basis.a) @ basis.core)
+            part_A = basis.core - part_B
             g = self.adam_gamma
+            zeros = torch.zeros(bk.B.shape[0], dtype=bk.dtype, device=bk.B.device)
             S_A = self._stack_state(bk, "norm_A", ())
             S_B = self._stack_state(bk, "norm_B", ())
             steps = self._stack_state(bk, "step", ())
-            S_A = torch.zeros(b, dtype=bk.dtype) if S_A is None else S_A
-            S_B = torch.zeros(b, dtype=bk.dtype) if S_B is None else S_B
-            t = (torch.zeros(b, dtype=bk.dtype) if steps is None else steps) + 1
-            S_A = g * torch.linalg.matrix_norm(A_dot) + (1 - g) * S_A
-            S_B = g * torch.linalg.matrix_norm(B_dot) + (1 - g) * S_B
-            correction = 1 - (1 - g) ** t
-            dir_A = A_dot / (S_A / correction + self.adam_eps).view(-1, 1, 1)
-            dir_B = B_dot / (S_B / correction + self.adam_eps).view(-1, 1, 1)
+            S_A = g * torch.linalg.matrix_norm(part_A) + (1 - g) * (zeros if S_A is None else S_A)
+            S_B = g * torch.linalg.matrix_norm(part_B) + (1 - g) * (zeros if S_B is None else S_B)
+            correction = 1 - (1 - g) ** ((zeros if steps is None else steps) + 1)
+            direction = part_A / (S_A / correction + self.adam_eps).view(-1, 1, 1) + part_B / (
+                S_B / correction + self.adam_eps
+            ).view(-1, 1, 1)
             extra = {"norm_A": S_A, "norm_B": S_B}
-
-        L = torch.cat([A, -lr * dir_A], dim=-1)
-        R = torch.cat([(1 - lr * wd) * B - lr * dir_B, B_R], dim=-1)
-        U, S, V = retract_lr(L, R, r)
-        bk.write_point(U, V * S.unsqueeze(-2), V)
-        self._save_state(bk, momentum_L=torch.cat([A, A_dot], dim=-1), momentum_R=torch.cat([B_dot, B_R], dim=-1),
-                         **extra)
+        self._retract_and_transport(bk, basis, -lr * direction, 1 - lr * wd, basis.core, extra)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import default_ortho_eps
+from ..geometry import TangentBasis, default_ortho_eps
 from ._batching import Bucket, ManifoldOptimizerBase
 
 __all__ = ["Riemannion"]
@@ -39,12 +39,15 @@ class Riemannion(ManifoldOptimizerBase):
     - ``momentum_store="raw"`` (default): the stored momentum is the raw heavy-ball sum of step 3 (Eq. 10).
       ``"orthogonalized"`` stores the projected polar factor ``ξ̂`` of step 4 instead (Alg. 4 as printed).
 
-    Implementation: the OrthoLR QR bases ``Q_L ⊇ span[A_L, Ȧ]`` and ``Q_R ⊇ span[Ḃ, B_R]`` also contain
-    everything the retraction needs (``Ȧ̂``, ``A_L`` and ``Ḃ̂``, ``B``), so step 5 reuses them: per layer the
-    step costs two thin QRs (m×2r, n×2r), two 2r×2r SVDs and a few (m + n)·r² products, and A_L comes
-    fresh out of a QR every step (no orthogonality drift). Same-shape layers are stacked and go through
-    one batched call per building block. Geometry runs in the dtype of the factors (fp32; fp64 for fp64
-    models) under ``no_grad``.
+    Implementation (:class:`~riemannlora.geometry.TangentBasis`): the OrthoLR bases
+    ``Q_L ⊇ span[A_L, Ȧ]`` and ``Q_R ⊇ span[Ḃ, B_R]`` also contain ``Ȧ̂``, ``Ḃ̂``, the point X and the new
+    point, so the whole step is 2r×2r algebra plus thin products: per layer two thin QRs (of the gauge
+    complements, m×r and n×r), two 2r×2r SVDs and a few (m + n)·r² products. The momentum is transported
+    (projected onto the new tangent space) at the end of the step, in coordinates, and stored as
+    ``(Ȧ, Ḃ)`` at the new point (out×r + in×r per layer). A_L comes fresh out of the retraction every
+    step (no orthogonality drift). Same-shape layers are stacked and go through one batched call per
+    building block. Geometry runs in the dtype of the factors (fp32; fp64 for fp64 models) under
+    ``no_grad``.
 
     Global-norm gradient clipping before :meth:`step` (``clip_grad_norm_`` over the layers' ``Z1`` and ``B``)
     only rescales the gradient, which the orthogonalization removes except through the momentum mix.
@@ -79,48 +82,30 @@ class Riemannion(ManifoldOptimizerBase):
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
     def _step_bucket(self, bk: Bucket) -> None:
-        A, B, B_R, r = bk.A_L, bk.B, bk.B_R, bk.rank
         lr, beta, wd = bk.hyper("lr"), bk.hyper("momentum"), bk.hyper("weight_decay")
 
-        # 1–3. Riemannian gradient, transported momentum, heavy ball without dampening.
-        gA = bk.grad_A - A @ (_mT(A) @ bk.grad_A)
-        A_dot, B_dot = gA, bk.grad_B
-        moved = self._transported_momentum(bk)
-        if moved is not None:
-            A_dot = beta * moved[0] + A_dot
-            B_dot = beta * moved[1] + B_dot
+        # 1–3. Riemannian gradient plus the (already transported) momentum: heavy ball without dampening.
+        A_dot, B_dot = self._riemannian_grad_A(bk), bk.grad_B
+        momentum = self._momentum(bk)
+        if momentum is not None:
+            A_dot = beta * momentum[0] + A_dot
+            B_dot = beta * momentum[1] + B_dot
 
-        # 4. OrthoLR: qr([A_L, Ȧ]) and qr([Ḃ, B_R]) hold ξ = [A_L, Ȧ][Ḃ, B_R]ᵀ = Q_L (T_L T_Rᵀ) Q_Rᵀ.
-        L = torch.cat([A, A_dot], dim=-1)
-        R = torch.cat([B_dot, B_R], dim=-1)
-        Q_L, T_L = torch.linalg.qr(L)
-        Q_R, T_R = torch.linalg.qr(R)
-        U_c, s, V_cT = torch.linalg.svd(T_L @ _mT(T_R))
+        # 4. OrthoLR in coordinates: ξ = Q_L C Q_Rᵀ, svd(C) = U_c s V_cᵀ, Ortho(ξ) = Q_L U_k V_cᵀ Q_Rᵀ with
+        # the singular values at the noise level dropped; then ProjectLR back onto T_X, still in coordinates
+        # (A_L = Q_L a, B_R = Q_R b):  Ȧ̂ = Q_L (I − a aᵀ) U_k V_cᵀ b,  Ḃ̂ = Q_R V_c U_kᵀ a.
+        basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
+        U_c, s, V_cT = torch.linalg.svd(basis.core, full_matrices=False)
         eps = default_ortho_eps(bk.dtype) if self.ortho_eps is None else self.ortho_eps
         keep = ((s > eps * s[..., :1]) & (s[..., :1] > 0)).to(s.dtype)
-        U_k = U_c * keep.unsqueeze(-2)  # Ortho(ξ) = Q_L U_k V_cᵀ Q_Rᵀ
-        # ProjectLR of Ortho(ξ) in Q-coordinates: A_L = Q_L a, B_R = Q_R b_R (exact: both lie in the spans).
-        a = _mT(Q_L) @ A
-        b_R = _mT(Q_R) @ B_R
-        PtA = _mT(U_k) @ a  # (Q_L U_k)ᵀ A_L
-        ah = (U_k - a @ _mT(PtA)) @ (V_cT @ b_R)  # Ȧ̂ = Q_L ah
-        bh = _mT(V_cT) @ PtA  # Ḃ̂ = Q_R bh
+        U_k = U_c * keep.unsqueeze(-2)
+        a, b = basis.a, basis.b
+        PtA = _mT(U_k) @ a
+        ah = (U_k - a @ _mT(PtA)) @ (V_cT @ b)
+        bh = _mT(V_cT) @ PtA
+        xi_hat = ah @ _mT(b) + a @ _mT(bh)  # ξ̂ = Q_L xi_hat Q_Rᵀ
 
-        # 5. Retraction of [A_L, −η Ȧ̂][(1 − ηγ) B − η Ḃ̂, B_R]ᵀ, all inside span(Q_L) × span(Q_R).
-        if self.retraction == "contains-point":
-            b_B = _mT(Q_R) @ B
-            right = (1 - lr * wd) * b_B - lr * bh
-        else:  # the printed line: −η ξ̂ only (see the class docstring)
-            right = -lr * bh
-        core = torch.cat([a, -lr * ah], dim=-1) @ _mT(torch.cat([right, b_R], dim=-1))
-        U2, S2, V2T = torch.linalg.svd(core)
-        U = Q_L @ U2[..., :, :r]
-        V = Q_R @ _mT(V2T)[..., :, :r]
-        bk.write_point(U, V * S2[..., None, :r], V)
-
-        if self.momentum_store == "raw":
-            self._save_state(bk, momentum_L=L, momentum_R=R)
-        else:
-            self._save_state(
-                bk, momentum_L=torch.cat([A, Q_L @ ah], dim=-1), momentum_R=torch.cat([Q_R @ bh, B_R], dim=-1)
-            )
+        # 5. Retract (1 − ηγ) X − η ξ̂ (or −η ξ̂ alone for the printed line); store and transport momentum.
+        point_factor = 1 - lr * wd if self.retraction == "contains-point" else 0.0
+        momentum_core = basis.core if self.momentum_store == "raw" else xi_hat
+        self._retract_and_transport(bk, basis, -lr * xi_hat, point_factor, momentum_core)

@@ -39,14 +39,14 @@ def lora_factor_pairs(model: nn.Module) -> list[Pair]:
 
 
 def split_model_or_params(params_or_model, what: str) -> tuple[Iterable, list[Pair] | None]:
-    """Accept a model (use its trainable parameters and discover factor pairs) or a torch-style params list."""
+    """Accept a model (its trainable parameters, factor pairs discovered) or a torch-style params list."""
     if isinstance(params_or_model, nn.Module):
         pairs = lora_factor_pairs(params_or_model)
         if not pairs:
             raise ValueError(
-                f"{what}: the model has no factor-parametrized LoRA layers (lora_A/lora_B). Inject adapters with "
-                "inject_adapters(model, ..., parametrization='factors') first; Riemannian optimizers are for "
-                "parametrization='manifold'."
+                f"{what}: the model has no factor-parametrized LoRA layers (lora_A/lora_B). Inject "
+                "adapters with inject_adapters(model, ..., parametrization='factors') first; Riemannian "
+                "optimizers are for parametrization='manifold'."
             )
         trainable = [p for p in params_or_model.parameters() if p.requires_grad]
         return trainable, pairs
@@ -54,7 +54,7 @@ def split_model_or_params(params_or_model, what: str) -> tuple[Iterable, list[Pa
 
 
 def _damped_solve_left(gram: torch.Tensor, rhs: torch.Tensor, reg: float) -> torch.Tensor:
-    """(gram + reg·I)⁻¹ rhs for a symmetric PSD r×r `gram`; Cholesky-based solve (SPD because reg > 0)."""
+    """(gram + reg·I)⁻¹ rhs for symmetric PSD r×r `gram` (batched …×r×r); Cholesky solve (SPD: reg > 0)."""
     eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     factor = torch.linalg.cholesky(gram + reg * eye)
     return torch.cholesky_solve(rhs, factor)
@@ -87,7 +87,9 @@ class ScaledAdamW(torch.optim.AdamW):
         amsgrad: bool = False,
     ):
         if reg <= 0:
-            raise ValueError(f"ScaledAdamW: reg must be > 0 (the damping keeps (BᵀB + reg·I) invertible), got {reg}")
+            raise ValueError(
+                f"ScaledAdamW: reg must be > 0 (the damping keeps (BᵀB + reg·I) invertible), got {reg}"
+            )
         params, found = split_model_or_params(params, "ScaledAdamW")
         pairs = found if pairs is None else list(pairs)
         if pairs is None:
@@ -101,27 +103,44 @@ class ScaledAdamW(torch.optim.AdamW):
         for a, b in pairs:
             if a.ndim != 2 or b.ndim != 2 or a.shape[0] != b.shape[1]:
                 raise ValueError(
-                    f"ScaledAdamW: a pair must be lora_A (r×in) and lora_B (out×r); got shapes "
+                    "ScaledAdamW: a pair must be lora_A (r×in) and lora_B (out×r); got shapes "
                     f"{tuple(a.shape)} and {tuple(b.shape)}"
                 )
             if id(a) not in optimized and id(b) not in optimized:
-                raise ValueError("ScaledAdamW: a LoRA pair given in `pairs` is not among the optimized parameters")
+                raise ValueError(
+                    "ScaledAdamW: a LoRA pair given in `pairs` is not among the optimized parameters"
+                )
         self.pairs = pairs
 
     @torch.no_grad()
     def preconditioned_grads(self) -> dict[int, torch.Tensor]:
         """The preconditioned gradient of every pair factor that has a gradient, keyed by `id(param)`."""
         out: dict[int, torch.Tensor] = {}
+        # Same-shape pairs are stacked so that each bucket costs one batched Cholesky per side: at scale the
+        # cost is the latency of hundreds of tiny solver calls, not their arithmetic.
+        buckets: dict[tuple, list[Pair]] = {}
         for a, b in self.pairs:
-            compute = torch.promote_types(a.dtype, torch.float32)
-            a32 = a.detach().to(compute)
-            b32 = b.detach().to(compute)
-            if a.grad is not None:
+            if a.grad is None and b.grad is None:
+                continue
+            key = (tuple(a.shape), tuple(b.shape), a.dtype, a.device, a.grad is not None, b.grad is not None)
+            buckets.setdefault(key, []).append((a, b))
+        for key, pairs in buckets.items():
+            has_ga, has_gb = key[4], key[5]
+            compute = torch.promote_types(key[2], torch.float32)
+            a32 = torch.stack([a.detach() for a, _ in pairs]).to(compute)  # k×r×in
+            b32 = torch.stack([b.detach() for _, b in pairs]).to(compute)  # k×out×r
+            if has_ga:
                 # g_A <- (BᵀB + δI)⁻¹ g_A   (r×r solve against an r×in right-hand side)
-                out[id(a)] = _damped_solve_left(b32.T @ b32, a.grad.to(compute), self.reg).to(a.grad.dtype)
-            if b.grad is not None:
+                ga = torch.stack([a.grad for a, _ in pairs]).to(compute)
+                new = _damped_solve_left(b32.mT @ b32, ga, self.reg)
+                for (a, _), g in zip(pairs, new.unbind(0), strict=True):
+                    out[id(a)] = g.to(a.grad.dtype)
+            if has_gb:
                 # g_B <- g_B (AAᵀ + δI)⁻¹ = ((AAᵀ + δI)⁻¹ g_Bᵀ)ᵀ since AAᵀ + δI is symmetric
-                out[id(b)] = _damped_solve_left(a32 @ a32.T, b.grad.to(compute).T, self.reg).T.to(b.grad.dtype)
+                gb = torch.stack([b.grad for _, b in pairs]).to(compute)
+                new = _damped_solve_left(a32 @ a32.mT, gb.mT, self.reg).mT
+                for (_, b), g in zip(pairs, new.unbind(0), strict=True):
+                    out[id(b)] = g.to(b.grad.dtype)
         return out
 
     def step(self, closure: Callable[[], float] | None = None):

@@ -42,7 +42,9 @@ class Task:
         raise NotImplementedError
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, *, batch_size: int, max_batches: int, autocast: Any) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, *, batch_size: int, max_batches: int, autocast: Any
+    ) -> dict[str, float]:
         """Held-out metrics; must contain "loss"."""
         raise NotImplementedError
 

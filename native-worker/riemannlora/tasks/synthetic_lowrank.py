@@ -66,7 +66,9 @@ class SyntheticLowRankTask(Task):
         self.model.requires_grad_(False)
 
         names = [f"layers.{i}" for i in range(self.depth)]
-        self.changed = [n for n in names if matches_target(n, config["adapter"].get("target_modules", "all-linear"))]
+        self.changed = [
+            n for n in names if matches_target(n, config["adapter"].get("target_modules", "all-linear"))
+        ]
         # Hidden change: U diag(s) Vᵀ with orthonormal U, V and distinct singular values from
         # target_scale down to target_scale/2 (well separated, so the best rank-r fit is unique).
         self.hidden: dict[str, torch.Tensor] = {}
@@ -118,7 +120,9 @@ class SyntheticLowRankTask(Task):
         return nn.functional.mse_loss(model(x).float(), y.float())
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, *, batch_size: int, max_batches: int, autocast: Any) -> dict[str, float]:
+    def evaluate(
+        self, model: nn.Module, *, batch_size: int, max_batches: int, autocast: Any
+    ) -> dict[str, float]:
         # The eval set is small: evaluate all of it (chunked) so numbers are comparable across configs.
         total, count = 0.0, 0
         for start in range(0, self.x_eval.shape[0], 1024):

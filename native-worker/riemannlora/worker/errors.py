@@ -7,7 +7,6 @@ worker.log) knows what happened and what to change.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 # optional package -> pip requirement (pyproject's optional dependencies)
@@ -108,11 +107,15 @@ def explain(exc: BaseException, config: dict[str, Any] | None = None) -> WorkerE
         top = exc.name.split(".")[0]
         return MissingPackage(top, "this run")
     if isinstance(exc, KeyboardInterrupt):
-        return WorkerError("interrupted", "interrupted a second time; stopped without a final checkpoint",
-                           "--resume continues from the last checkpoint")
+        return WorkerError(
+            "interrupted",
+            "interrupted a second time; stopped without a final checkpoint",
+            "--resume continues from the last checkpoint",
+        )
     if isinstance(exc, FileNotFoundError):
-        return WorkerError("missing-path", f"file not found: {exc.filename or exc}",
-                           "check the path in the run config")
+        return WorkerError(
+            "missing-path", f"file not found: {exc.filename or exc}", "check the path in the run config"
+        )
     message = f"{type(exc).__name__}: {exc}".strip()
     return WorkerError(
         "internal",

@@ -91,8 +91,28 @@ class RunDir:
         status = self.read_status()
         return bool(status) and status.get("state") not in (None, "queued")
 
+    def _refuse_if_live(self) -> None:
+        """Two workers must never write one run directory: refuse while the recorded worker is alive."""
+        status = self.read_status() or {}
+        pid = status.get("pid")
+        if status.get("state") != "running" or not isinstance(pid, int) or pid == os.getpid():
+            return
+        if status.get("host") not in (None, socket.gethostname()):
+            return  # a pid on another host says nothing here
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # the recorded worker is gone (killed): resuming is fine
+        except PermissionError:
+            pass  # exists, owned by someone else
+        raise RunDirError(
+            f"run directory {self.path} is in use by a running worker (pid {pid}); stop it first "
+            "(SIGINT makes it checkpoint and exit), then --resume"
+        )
+
     def prepare(self, resolved_config: dict[str, Any], *, resume: bool) -> None:
         """Create the folder and pin config.json, refusing to mix two different configs in one run."""
+        self._refuse_if_live()
         started = self.path.exists() and self.has_started()
         existing = None
         if self.config_path.exists():
@@ -102,16 +122,16 @@ class RunDir:
                 existing = None
         if started and not resume:
             raise RunDirError(
-                f"run directory {self.path} already holds a run; pass --resume to continue it, or choose a new "
-                "run directory"
+                f"run directory {self.path} already holds a run; pass --resume to continue it, or choose "
+                "a new run directory"
             )
         if started and existing is not None:
             diffs = config_differences(existing, resolved_config)
             if diffs:
                 raise RunDirError(
                     f"--resume with a config that differs from {self.config_path} at "
-                    f"{', '.join(diffs[:8])}{' ...' if len(diffs) > 8 else ''}; a run's config is immutable once "
-                    "started: resume with the same config, or start a new run directory"
+                    f"{', '.join(diffs[:8])}{' ...' if len(diffs) > 8 else ''}; a run's config is immutable "
+                    "once started: resume with the same config, or start a new run directory"
                 )
         self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoints_path.mkdir(exist_ok=True)

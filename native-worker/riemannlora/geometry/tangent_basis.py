@@ -1,0 +1,98 @@
+"""A tangent vector in small coordinates: ``ξ = Q_L C Q_Rᵀ`` (method.md §3, used by the optimizers).
+
+Every Riemannian step works inside ``span[A_L, Ȧ] × span[B_R, Ḃ]``: the polar factor of ξ, its
+re-projection, the retracted point ``(1 − ηγ) X − η ξ̂`` and the transported momentum all lie there. One
+QR per side therefore suffices for the whole step; everything else is 2r×2r algebra on the core ``C`` and
+a few thin products with the bases.
+
+Structured bases (the usual case, ``out ≥ 2r`` and ``in ≥ 2r``): the gauge ``A_Lᵀ Ȧ = 0`` gives
+``Q_L = [A_L, Q_a]`` with ``Q_a R_a = qr(Ȧ)`` — a QR of an m×r instead of an m×2r matrix (4× fewer flops) —
+and ``Ḃ = B_R c + Q_b R_b`` gives ``Q_R = [B_R, Q_b]``, so ``C = [[cᵀ, R_bᵀ], [R_a, 0]]``, ``A_L = Q_L E``,
+``B_R = Q_R E`` with ``E = [I; 0]``. Both complements are re-orthogonalized once more against ``A_L`` /
+``B_R`` ("twice is enough"). Layers with ``min(out, in) < 2r``, and batches where Ȧ or the complement of
+Ḃ is rank deficient (e.g. a rank-1 gradient at the first step), use plain QRs of ``[A_L, Ȧ]`` and
+``[Ḃ, B_R]`` instead.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["TangentBasis"]
+
+
+def _mT(x: Tensor) -> Tensor:
+    return x.transpose(-2, -1)
+
+
+class TangentBasis:
+    """``ξ = Ȧ B_Rᵀ + A_L Ḃᵀ = Q_L C Q_Rᵀ`` for batched ``A_L`` (…×m×r), ``B_R`` (…×n×r), ``Ȧ``, ``Ḃ``.
+
+    Attributes: ``core`` (…×kL×kR), ``a`` and ``b`` (coordinates of ``A_L`` in ``Q_L`` and of ``B_R`` in
+    ``Q_R``), ``structured``. Methods :meth:`left` / :meth:`right` multiply by ``Q_L`` / ``Q_R`` without
+    forming them in the structured case.
+    """
+
+    def __init__(self, A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor):
+        m, r = A_L.shape[-2:]
+        n = B_R.shape[-2]
+        self.rank = r
+        self.A_L, self.B_R = A_L, B_R
+        self.structured = m >= 2 * r and n >= 2 * r and self._structured(A_L, B_R, A_dot, B_dot)
+        if not self.structured:
+            self.Q_L, T_L = torch.linalg.qr(torch.cat([A_L, A_dot], dim=-1))
+            self.Q_R, T_R = torch.linalg.qr(torch.cat([B_dot, B_R], dim=-1))
+            self.core = T_L @ _mT(T_R)
+            self.a = _mT(self.Q_L) @ A_L
+            self.b = _mT(self.Q_R) @ B_R
+
+    def _structured(self, A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> bool:
+        """Build the structured bases; False when a complement is (numerically) rank deficient.
+
+        Householder QR fills the null directions of a rank-deficient ``Ȧ`` (or ``Ḃ_⊥``) with arbitrary
+        orthonormal columns that need not be orthogonal to ``A_L`` (``B_R``); ``[A_L, Q_a]`` would then not
+        be orthonormal and A_L would drift. That is checked (one r×r product per side) and such a batch
+        takes the plain QRs of ``[A_L, Ȧ]`` and ``[Ḃ, B_R]``, whose Q factors are orthonormal as a whole.
+        """
+        r = self.rank
+        A_perp = A_dot - A_L @ (_mT(A_L) @ A_dot)
+        self.Q_a, R_a = torch.linalg.qr(A_perp)
+        c = _mT(B_R) @ B_dot
+        B_perp = B_dot - B_R @ c
+        c2 = _mT(B_R) @ B_perp  # second pass: B_perp ⊥ B_R to working precision
+        B_perp = B_perp - B_R @ c2
+        c = c + c2
+        self.Q_b, R_b = torch.linalg.qr(B_perp)
+        tol = 64 * torch.finfo(A_L.dtype).eps
+        overlap = torch.maximum((_mT(A_L) @ self.Q_a).abs().amax(), (_mT(B_R) @ self.Q_b).abs().amax())
+        if bool(overlap > tol):
+            return False
+        top = torch.cat([_mT(c), _mT(R_b)], dim=-1)
+        bottom = torch.cat([R_a, torch.zeros_like(R_a)], dim=-1)
+        self.core = torch.cat([top, bottom], dim=-2)
+        eye = torch.eye(r, dtype=A_L.dtype, device=A_L.device)
+        E = torch.cat([eye, torch.zeros_like(eye)], dim=0).expand(*A_L.shape[:-2], 2 * r, r)
+        self.a = self.b = E
+        return True
+
+    def left(self, X: Tensor) -> Tensor:
+        """``Q_L X`` (X: …×kL×j)."""
+        if self.structured:
+            r = self.rank
+            return self.A_L @ X[..., :r, :] + self.Q_a @ X[..., r:, :]
+        return self.Q_L @ X
+
+    def right(self, Y: Tensor) -> Tensor:
+        """``Q_R Y`` (Y: …×kR×j)."""
+        if self.structured:
+            r = self.rank
+            return self.B_R @ Y[..., :r, :] + self.Q_b @ Y[..., r:, :]
+        return self.Q_R @ Y
+
+    def coords_of_B(self, B: Tensor) -> Tensor:
+        """``Q_Rᵀ B`` for the point's ``B`` (…×n×r), which lies in ``span(B_R) ⊂ span(Q_R)``."""
+        if self.structured:  # Q_bᵀ B = 0 since Q_b ⊥ B_R and B = B_R (B_Rᵀ B)
+            T_B = _mT(self.B_R) @ B
+            return torch.cat([T_B, torch.zeros_like(T_B)], dim=-2)
+        return _mT(self.Q_R) @ B

@@ -1,0 +1,315 @@
+"""One call from a run configuration to a ready model and optimizer: inject, initialize, build the optimizer.
+
+`setup_method` is what the worker calls for `method.init` × `method.optimizer` (run-config schema).
+Riemannian optimizers (Bogachev et al., arXiv 2507.12142) train `parametrization="manifold"` adapters; the
+Euclidean baselines (reference/baselines.md) train `parametrization="factors"`:
+
+| optimizer        | what                                                     | reference            |
+| ---------------- | -------------------------------------------------------- | -------------------- |
+| riemannion       | Muon on M_r (`Riemannion`)                               | arXiv 2507.12142 v2  |
+| riemannian-sgd   | heavy-ball Riemannian SGD (`RiemannianSGD`)              | arXiv 2507.12142 v1  |
+| riemannian-adam  | its Adam-like normalized variant (`adam_like=True`)      | arXiv 2507.12142 v1  |
+| adamw / sgd      | torch AdamW / SGD on lora_A, lora_B                      | Hu et al. 2022       |
+| scaled-adamw     | `ScaledAdamW`, r×r preconditioned AdamW                  | Zhang & Pilanci 2024 |
+| muon             | `MuonFactors`, Muon on each factor                       | Jordan et al. 2024   |
+| loraplus         | AdamW with η_B = ratio·η_A (`create_loraplus_optimizer`) | Hayou et al. 2024    |
+
+Inits: `loi` (method.md §5, either parametrization), `lora` (kaiming A / zero B; on M_r the §5 tiny random
+point), `pissa`, `lora-ga`, `gaussian` (factors only). rsLoRA is `rslora=True`, DoRA is `dora=True` (factors,
+zero-product starts only). Learning rates default to `DEFAULT_LR[optimizer]`: starting points, not tuned
+values — tune per method before comparing (arXiv 2602.04998).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+INITS = ("loi", "lora", "pissa", "lora-ga", "gaussian")
+OPTIMIZERS = (
+    "riemannion",
+    "riemannian-sgd",
+    "riemannian-adam",
+    "adamw",
+    "sgd",
+    "scaled-adamw",
+    "muon",
+    "loraplus",
+)
+RIEMANNIAN = ("riemannion", "riemannian-sgd", "riemannian-adam")
+MOMENTUM_STORES = ("raw", "orthogonalized")
+
+# Each optimizer's own default learning rate. Riemannion, Adam (LoRA), Muon and RPrecAdamW (ScaledAdamW)
+# are the values of arXiv 2507.12142 §8 (Llama-3-8B, r = 16); LoRA+ uses a half-size η_A as Hayou et al.
+# advise with ratio 16; the SGD family (no published values at this scale) starts at 1e-2 (Riemannian SGD's
+# own default), and the Adam-like Riemannian SGD, whose steps have unit norm per factor, at 1e-3.
+DEFAULT_LR: dict[str, float] = {
+    "riemannion": 1e-4,
+    "riemannian-sgd": 1e-2,
+    "riemannian-adam": 1e-3,
+    "adamw": 2e-4,
+    "sgd": 1e-2,
+    "scaled-adamw": 5e-4,
+    "muon": 5e-4,
+    "loraplus": 1e-4,
+}
+
+# Heavy-ball methods default to 0.9 (Riemannion's paper value; SGD alike, for a like-for-like comparison);
+# Muon to 0.95.
+_DEFAULT_MOMENTUM = {
+    "riemannion": 0.9,
+    "riemannian-sgd": 0.9,
+    "riemannian-adam": 0.9,
+    "sgd": 0.9,
+    "muon": 0.95,
+}
+
+_INIT_NAMES = {
+    "loi": "LOI (locally optimal, BackPropRSVD)",
+    "lora": "LoRA (kaiming A, zero B)",
+    "pissa": "PiSSA (top-r SVD of W)",
+    "lora-ga": "LoRA-GA (SVD of the first gradient, stable scaling)",
+    "gaussian": "Gaussian A, zero B",
+}
+_OPT_NAMES = {
+    "riemannion": "Riemannion",
+    "riemannian-sgd": "Riemannian SGD",
+    "riemannian-adam": "Riemannian SGD (Adam-like)",
+    "adamw": "AdamW",
+    "sgd": "SGD",
+    "scaled-adamw": "ScaledAdamW (Zhang & Pilanci)",
+    "muon": "Muon per factor",
+    "loraplus": "LoRA+ (AdamW)",
+}
+
+
+@dataclass
+class MethodSetup:
+    """What `setup_method` built: the optimizer over the adapters, and how the start was made."""
+
+    optimizer: torch.optim.Optimizer
+    adapters: dict = field(repr=False)
+    parametrization: str
+    init_seconds: float
+    description: str
+    lr: float
+    init_report: object = None  # LOIReport for init="loi" (seconds, passes, captured energy per layer)
+
+
+def _choice(name: str, value, allowed: Sequence) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def validate_method(
+    *,
+    init: str,
+    optimizer: str,
+    dora: bool = False,
+    rslora: bool = False,
+    momentum: float | None = None,
+    init_batches=None,
+    loss_fn=None,
+    riemannion_momentum_store: str = "raw",
+) -> str:
+    """Check one init × optimizer combination; return its parametrization. Errors name field and fix."""
+    _choice("init", init, INITS)
+    _choice("optimizer", optimizer, OPTIMIZERS)
+    _choice("riemannion_momentum_store", riemannion_momentum_store, MOMENTUM_STORES)
+    riemannian = optimizer in RIEMANNIAN
+    if riemannian and init == "gaussian":
+        raise ValueError(
+            f"init='gaussian' does not apply to optimizer={optimizer!r}: a zero-B start is not a point of "
+            "M_r and the distribution of A is irrelevant there; use init='lora' (the method.md §5 start)"
+        )
+    if riemannian and dora:
+        raise ValueError(f"dora=True needs a factor optimizer (adamw, sgd, ...), not optimizer={optimizer!r}")
+    if riemannian and rslora:
+        raise ValueError(
+            f"rslora=True has no effect with optimizer={optimizer!r} (the scale lives in the point); drop "
+            "rslora"
+        )
+    if dora and init in ("loi", "pissa", "lora-ga"):
+        raise ValueError(
+            f"dora=True does not combine with init={init!r} (a start away from zero needs the frozen "
+            "offset, which DoRA's norm does not support); use init='lora' or 'gaussian'"
+        )
+    if momentum is not None and optimizer not in _DEFAULT_MOMENTUM:
+        raise ValueError(
+            f"momentum does not apply to optimizer={optimizer!r} (an Adam-type method: set betas); leave "
+            "momentum unset"
+        )
+    if momentum is not None and not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if riemannion_momentum_store != "raw" and optimizer != "riemannion":
+        raise ValueError("riemannion_momentum_store applies to optimizer='riemannion' only")
+    if init in ("loi", "lora-ga") and (init_batches is None or loss_fn is None):
+        raise ValueError(
+            f"init={init!r} is gradient-based: pass init_batches (a list of batches) and loss_fn(model, "
+            "batch) -> scalar"
+        )
+    return "manifold" if riemannian else "factors"
+
+
+def _build_optimizer(model, optimizer, lr, momentum, betas, weight_decay, loraplus_ratio, momentum_store):
+    from .optim import MuonFactors, RiemannianSGD, Riemannion, ScaledAdamW, create_loraplus_optimizer
+
+    if optimizer == "riemannion":
+        return Riemannion(
+            model, lr=lr, momentum=momentum, weight_decay=weight_decay, momentum_store=momentum_store
+        )
+    if optimizer in ("riemannian-sgd", "riemannian-adam"):
+        return RiemannianSGD(
+            model,
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            adam_like=optimizer == "riemannian-adam",
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
+    if optimizer == "sgd":
+        # dampening = momentum: the EMA form of heavy ball, the same as RiemannianSGD's default, so that
+        # LoRA-SGD
+        # and Riemannian SGD share learning-rate scales.
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, dampening=momentum, weight_decay=weight_decay
+        )
+    if optimizer == "scaled-adamw":
+        return ScaledAdamW(model, lr=lr, betas=betas, weight_decay=weight_decay)
+    if optimizer == "muon":
+        return MuonFactors(model, lr=lr, momentum=momentum, weight_decay=weight_decay, adamw_betas=betas)
+    return create_loraplus_optimizer(
+        model, lr=lr, ratio=loraplus_ratio, betas=betas, weight_decay=weight_decay
+    )
+
+
+def _run_init(
+    model, init, parametrization, init_batches, loss_fn, seed, loi_oversample, loi_power_iters, loi_scale
+):
+    """Apply the start; returns loi_init's LOIReport for init="loi", else None."""
+    from .init import gaussian_init, loi_init, lora_ga_init, lora_init, pissa_init
+
+    if init == "lora":
+        lora_init(model, seed=seed)
+    elif init == "gaussian":
+        gaussian_init(model, seed=seed)
+    elif init == "pissa":
+        pissa_init(model, seed=seed)
+    elif init == "lora-ga":
+        lora_ga_init(model, list(init_batches), loss_fn, seed=seed)
+    else:
+        return loi_init(
+            model,
+            list(init_batches),
+            loss_fn,
+            oversample=loi_oversample,
+            power_iters=loi_power_iters,
+            scale=loi_scale,
+            seed=seed,
+        )
+    return None
+
+
+def setup_method(
+    model: nn.Module,
+    *,
+    rank: int,
+    alpha: float | None = None,
+    target_modules: Sequence[str] | str,
+    dropout: float = 0.0,
+    rslora: bool = False,
+    dora: bool = False,
+    init: str = "lora",
+    optimizer: str = "adamw",
+    lr: float | None = None,
+    momentum: float | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: float = 0.0,
+    loraplus_ratio: float = 16.0,
+    init_batches: Iterable | None = None,
+    loss_fn: Callable | None = None,
+    loi_oversample: int = 16,
+    loi_power_iters: int = 1,
+    loi_scale: float | None = None,
+    seed: int = 0,
+    riemannion_momentum_store: str = "raw",
+) -> MethodSetup:
+    """Inject adapters into `model`, apply the start `init`, and build `optimizer` over them.
+
+    Riemannian optimizers get `parametrization="manifold"` layers (`alpha` is ignored there: the scale lives
+    in the point), the others `"factors"`. `init_batches` and `loss_fn(model, batch)` are needed by the
+    gradient-based starts (loi, lora-ga); all their passes run on those same batches. `seed` makes the start
+    reproducible. `lr=None` takes `DEFAULT_LR[optimizer]`; `momentum=None` the optimizer's default (0.9 for
+    the heavy-ball methods, 0.95 for Muon). Invalid combinations raise ValueError naming the field.
+    """
+    parametrization = validate_method(
+        init=init,
+        optimizer=optimizer,
+        dora=dora,
+        rslora=rslora,
+        momentum=momentum,
+        init_batches=init_batches,
+        loss_fn=loss_fn,
+        riemannion_momentum_store=riemannion_momentum_store,
+    )
+    if lr is None:
+        lr = DEFAULT_LR[optimizer]
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    if optimizer == "loraplus" and not loraplus_ratio >= 1:
+        raise ValueError(f"loraplus_ratio must be >= 1 (η_B / η_A), got {loraplus_ratio}")
+    if momentum is None:
+        momentum = _DEFAULT_MOMENTUM.get(optimizer)
+
+    from .adapters import adapter_layers, inject_adapters
+
+    if adapter_layers(model):
+        raise ValueError(
+            "setup_method: the model already has adapter layers; pass the base model (setup_method "
+            "injects the adapters itself)"
+        )
+    adapters = inject_adapters(
+        model,
+        rank=rank,
+        target_modules=target_modules,
+        alpha=alpha,
+        parametrization=parametrization,
+        dropout=dropout,
+        rslora=rslora,
+        dora=dora,
+    )
+    start = time.perf_counter()
+    report = _run_init(
+        model, init, parametrization, init_batches, loss_fn, seed, loi_oversample, loi_power_iters, loi_scale
+    )
+    init_seconds = time.perf_counter() - start
+    opt = _build_optimizer(
+        model, optimizer, lr, momentum, tuple(betas), weight_decay, loraplus_ratio, riemannion_momentum_store
+    )
+
+    variant = (" + rsLoRA" if rslora else "") + (" + DoRA" if dora else "")
+    init_name = (
+        _INIT_NAMES[init]
+        if not (init == "lora" and parametrization == "manifold")
+        else ("random tiny point of M_r (method.md §5)")
+    )
+    description = (
+        f"{_OPT_NAMES[optimizer]} on {parametrization}, init {init_name}{variant}, rank {rank}, lr {lr:g}"
+        + (f", momentum {momentum:g}" if momentum is not None else "")
+        + (f", ratio {loraplus_ratio:g}" if optimizer == "loraplus" else "")
+    )
+    return MethodSetup(
+        optimizer=opt,
+        adapters=adapters,
+        parametrization=parametrization,
+        init_seconds=init_seconds,
+        description=description,
+        lr=float(lr),
+        init_report=report,
+    )

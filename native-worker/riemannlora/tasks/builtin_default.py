@@ -1,0 +1,78 @@
+"""`builtin-default`: the causal-lm task on the small pretrained model and fine-tuning set shipped with the
+project (`riemannlora.assets`: `default_model_dir()`, `default_data_dir()` with `train.jsonl` and
+`eval.jsonl` of {"prompt", "completion"} records; see riemannlora/assets/README.md for what they are).
+
+It is exactly `causal-lm` with the model and data fixed, plus recommended task settings (sequence length),
+so a new user's first experiment and `npm run demo` need nothing but an adapter and a method.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .causal_lm import CausalLMTask
+
+# Used when the assets do not say otherwise (assets/recommended.json may override any task field).
+_FALLBACK_TASK_FIELDS: dict[str, Any] = {"seq_len": 64}
+
+
+def _assets():
+    from riemannlora.worker.errors import WorkerError
+
+    try:
+        from riemannlora import assets
+    except ImportError as exc:
+        raise WorkerError(
+            "missing-path",
+            "the built-in default model and data (riemannlora.assets) are not part of this installation",
+            "reinstall riemannlora from the project (the assets ship inside the package), or use task.kind "
+            "causal-lm with your own model and data",
+            field="/task/kind",
+        ) from exc
+    return assets
+
+
+def recommended_task_fields() -> dict[str, Any]:
+    """Task defaults of the built-in default (no torch import: used while resolving a config)."""
+    fields = dict(_FALLBACK_TASK_FIELDS)
+    try:
+        from riemannlora import assets
+
+        path = Path(assets.default_data_dir()) / "recommended.json"
+        if path.is_file():
+            fields.update(json.loads(path.read_text(encoding="utf-8")).get("task", {}))
+        fields.update(getattr(assets, "RECOMMENDED_TASK_FIELDS", {}))
+    except (ImportError, OSError, ValueError):
+        pass
+    return fields
+
+
+class BuiltinDefaultTask(CausalLMTask):
+    kind = "builtin-default"
+
+    def __init__(self, config: dict[str, Any]):
+        from riemannlora.worker.errors import WorkerError
+
+        assets = _assets()
+        model_dir = Path(assets.default_model_dir())
+        data_dir = Path(assets.default_data_dir())
+        for path, what in (
+            (model_dir / "config.json", "the built-in model"),
+            (data_dir / "train.jsonl", "the built-in training data"),
+            (data_dir / "eval.jsonl", "the built-in evaluation data"),
+        ):
+            if not path.is_file():
+                raise WorkerError(
+                    "missing-path",
+                    f"{what} is missing: {path} does not exist",
+                    "rebuild the assets with the project's asset script (see riemannlora/assets/README.md) "
+                    "or reinstall riemannlora",
+                )
+        super().__init__(
+            config,
+            model_ref=str(model_dir),
+            data_ref=str(data_dir / "train.jsonl"),
+            eval_ref=str(data_dir / "eval.jsonl"),
+        )

@@ -1,0 +1,141 @@
+"""Real worker processes: stop with SIGINT/SIGTERM, resume exactly, and survive `kill -9` readably."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+from worker_fixtures import (
+    assert_valid_events,
+    assert_valid_status,
+    read_events,
+    synthetic_config,
+    worker_popen,
+    write_json,
+)
+
+from riemannlora.worker.run import run_command
+
+STEPS = 400  # long enough that the signal arrives mid-run on any machine; the run stops early anyway
+
+
+def long_config():
+    return synthetic_config(
+        method={
+            "init": "loi",
+            "optimizer": "riemannion",
+            "lr": 0.02,
+            "schedule": "cosine",
+            "warmup_steps": 5,
+        },
+        adapter={"rank": 2, "dropout": 0.1},  # dropout draws from the RNG: resume must restore its state
+        train={"steps": STEPS, "batch_size": 8, "device": "cpu", "seed": 5, "eval_interval": 7},
+        output={"checkpoint_interval": 5, "keep_checkpoints": 2, "export_adapter": False},
+    )
+
+
+def wait_for_steps(proc, run_dir, n, timeout=120.0):
+    """Wait until the worker has reported n training steps in events.jsonl."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker exited early: {proc.communicate()}"
+        path = run_dir / "events.jsonl"
+        if path.exists():
+            lines = path.read_text().splitlines()
+            done = [json.loads(x) for x in lines[:-1]]  # the last line may still be being written
+            if sum(1 for e in done if e["type"] == "metric" and e["split"] == "train") >= n:
+                return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("worker did not reach the expected step in time")
+
+
+def losses_by_step(events, split="train"):
+    return {e["step"]: e["loss"] for e in events if e["type"] == "metric" and e["split"] == split}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, sig):
+    cfg_path = write_json(tmp_path / "cfg.json", long_config())
+    run_dir = tmp_path / "run"
+    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir))
+    wait_for_steps(proc, run_dir, 12)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stdout
+    events = read_events(run_dir)
+    assert [json.loads(x) for x in stdout.splitlines()] == events
+    assert_valid_events(events)
+    finished = events[-1]
+    assert finished["type"] == "finished" and finished["status"] == "stopped"
+    stop_ckpt = [e for e in events if e["type"] == "checkpoint"][-1]
+    stopped_at = stop_ckpt["step"]
+    assert stop_ckpt["reason"] == "stop" and 12 <= stopped_at < STEPS
+    assert max(losses_by_step(events)) == stopped_at  # the step in flight was finished, no later one began
+    assert (run_dir / stop_ckpt["path"] / "state.pt").is_file()
+    status = assert_valid_status(run_dir)
+    assert status["state"] == "stopped" and status["exit_code"] == 0 and status["step"] == stopped_at
+    if sig == signal.SIGTERM:
+        return  # the resume half runs once (SIGINT), to keep the suite fast
+
+    # --resume continues from the checkpoint to the end ...
+    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir), "--resume")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    all_events = read_events(run_dir)
+    assert_valid_events(all_events)
+    resumed = all_events[len(events) :]
+    started = next(e for e in resumed if e["type"] == "started")
+    assert started["resumed"] is True and started["start_step"] == stopped_at
+    assert resumed[-1]["status"] == "completed"
+    resumed_losses = losses_by_step(resumed)
+    assert sorted(resumed_losses) == list(range(stopped_at + 1, STEPS + 1))
+
+    # ... and computes exactly what an uninterrupted run computes (bit for bit, on CPU)
+    assert run_command(str(cfg_path), str(tmp_path / "ref"), stdout=io.StringIO()) == 0
+    ref = read_events(tmp_path / "ref")
+    ref_losses = losses_by_step(ref)
+    for step, loss in resumed_losses.items():
+        assert loss == ref_losses[step], (
+            f"step {step}: resumed {loss!r} != uninterrupted {ref_losses[step]!r}"
+        )
+    assert losses_by_step(resumed, "eval") == {
+        k: v for k, v in losses_by_step(ref, "eval").items() if k > stopped_at
+    }
+    assert resumed[-1]["summary"]["final_eval"] == ref[-1]["summary"]["final_eval"]
+    from riemannlora.worker.checkpoint import latest_checkpoint, load_checkpoint
+
+    a = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))["adapter"]
+    b = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))["adapter"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kill_9_leaves_everything_flushed_and_status_running_with_a_dead_pid(tmp_path):
+    cfg_path = write_json(tmp_path / "cfg.json", long_config())
+    run_dir = tmp_path / "run"
+    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir))
+    wait_for_steps(proc, run_dir, 8)
+    proc.kill()  # SIGKILL: no handler, no cleanup
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    text = (run_dir / "events.jsonl").read_text()
+    assert text.endswith("\n")  # every emitted line was flushed whole
+    events = [json.loads(line) for line in text.splitlines()]
+    assert_valid_events(events)
+    assert events[0]["type"] in ("started", "log") and not any(e["type"] == "finished" for e in events)
+    status = assert_valid_status(run_dir)
+    assert status["state"] == "running" and status["pid"] == proc.pid and status["ended_at"] is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(status["pid"], 0)
+    # the checkpoints that were written are complete and loadable
+    from riemannlora.worker.checkpoint import latest_checkpoint, load_checkpoint
+
+    latest = latest_checkpoint(run_dir / "checkpoints")
+    assert latest is not None and load_checkpoint(latest)["step"] % 5 == 0
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp")]

@@ -1,0 +1,329 @@
+// The headless runner (`npm run demo`, `node dist/cli.js <command>`): the same engine as the extension,
+// driven from a terminal. See `node dist/cli.js --help`.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type RunConfig } from './core/config';
+import { DEFAULT_METHODS, formatTable, type MethodPreset } from './core/compare';
+import { Engine } from './core/engine';
+import { workerEnv, type LauncherKind } from './core/launcher';
+import { execa } from 'execa';
+import { ProgressBoard } from './core/progress';
+import { renderReport } from './core/report';
+import { isTerminal } from './core/runState';
+import type { RunInfo } from './core/runStore';
+import { demoConfig, DEMO_TASKS, type DemoTask } from './core/demo';
+
+const HELP = `RiemannLoRA Lab — headless runner
+
+Usage: node dist/cli.js <command> [options]
+
+Commands:
+  demo                 RiemannLoRA (Riemannion + LOI) against LoRA-AdamW, PiSSA and ScaledAdamW on the
+                       built-in default task; progress bars, a summary table and an HTML report.
+      --quick            same four methods, fewer steps (CI)
+      --task KIND        builtin-default (default) | synthetic-lowrank
+  run --config FILE    train one run
+  compare --config FILE
+                       the config's task and budget with each method (default: the demo's four)
+      --methods LIST     comma-separated: ${DEFAULT_METHODS.map((m) => m.id).join(', ')}
+      --baseline ID      the method whose final loss is the target (default: lora-adamw)
+  list                 runs under the output root with state, step and final loss
+  validate --config FILE
+                       check a run config against the schema (and with the worker when Python is found)
+
+Options:
+  --out DIR            runs root (default: .rlora-runs in the current folder)
+  --python PATH        worker interpreter (default: $RLORA_PYTHON, else .venv/bin/python of the project)
+  --launcher KIND      python (default) | torchrun
+  --nproc N            processes per node with torchrun (default 1)
+  --concurrency N      workers at once (default 2)
+  --no-report          compare/demo: skip the HTML report
+  -h, --help           this help
+
+Exit status: 0 when every run completed; 1 when a run failed or diverged; 2 for bad usage or config;
+130 when interrupted (Ctrl-C stops the runs, which checkpoint first; a second Ctrl-C kills them).`;
+
+class UsageError extends Error {}
+
+/** The project folder: where dist/cli.js (or src/cli.ts) lives, one level up. */
+function projectRoot(): string {
+  const script = process.argv[1] ? resolve(process.argv[1]) : process.cwd();
+  for (let dir = dirname(script); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'native-worker', 'riemannlora'))) return dir;
+    if (dirname(dir) === dir) return process.cwd();
+  }
+}
+
+function pythonPath(given: string | undefined, root: string): string {
+  if (given) return given;
+  if (process.env.RLORA_PYTHON) return process.env.RLORA_PYTHON;
+  const venv = join(root, '.venv', 'bin', 'python');
+  return existsSync(venv) ? venv : 'python3';
+}
+
+function intOption(v: string | undefined, name: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer (got ${v})`);
+  return n;
+}
+
+interface Common {
+  engine: Engine;
+  board: ProgressBoard;
+  reportEnabled: boolean;
+}
+
+function makeEngine(values: Record<string, string | boolean | undefined>): Common {
+  const root = projectRoot();
+  const launcher = (values.launcher as string | undefined) ?? 'python';
+  if (launcher !== 'python' && launcher !== 'torchrun') throw new UsageError(`--launcher must be python or torchrun (got ${launcher})`);
+  const out = resolve((values.out as string | undefined) ?? '.rlora-runs');
+  mkdirSync(out, { recursive: true });
+  const engine = new Engine({
+    root: out,
+    python: pythonPath(values.python as string | undefined, root),
+    nativeWorkerDir: process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker'),
+    launcher: launcher as LauncherKind,
+    nproc: intOption(values.nproc as string | undefined, 'nproc', 1),
+    maxConcurrent: intOption(values.concurrency as string | undefined, 'concurrency', 2),
+    env: { HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE ?? '1', TOKENIZERS_PARALLELISM: 'false' },
+  });
+  const board = new ProgressBoard(process.stdout);
+  engine.on('run-added', (info) => board.update(info));
+  engine.on('run-updated', (info) => board.update(info));
+  engine.on('run-finished', (info) => board.update(info, info.summary?.final_loss ?? undefined));
+  engine.on('metrics-appended', (d) => {
+    const last = d.train[d.train.length - 1];
+    if (last) board.progress(d.key, last.step, last.loss);
+  });
+  return { engine, board, reportEnabled: !values['no-report'] };
+}
+
+/** Ctrl-C: stop every active run (they checkpoint); a second Ctrl-C kills them. */
+function handleInterrupts(engine: Engine, keys: () => string[]): { interrupted: () => boolean; dispose: () => void } {
+  let count = 0;
+  const onSignal = () => {
+    count += 1;
+    for (const key of keys()) {
+      const info = engine.get(key);
+      if (!info || isTerminal(info.state)) continue;
+      try {
+        if (count === 1) engine.stop(key);
+        else engine.kill(key);
+      } catch {
+        // already gone
+      }
+    }
+    process.stderr.write(count === 1 ? '\nstopping the runs (they checkpoint first); Ctrl-C again to kill them\n' : '\nkilling the runs\n');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    interrupted: () => count > 0,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+function exitCodeOf(runs: RunInfo[], interrupted: boolean): number {
+  if (runs.some((r) => r.state === 'failed' || r.state === 'diverged')) return 1;
+  if (interrupted || runs.some((r) => r.state === 'stopped')) return 130;
+  return 0;
+}
+
+function printFailures(runs: RunInfo[]): void {
+  for (const r of runs) {
+    if (r.state !== 'failed' && r.state !== 'diverged') continue;
+    const e = r.last_error;
+    process.stderr.write(`\n${r.label} ${r.state}: ${e ? `${e.kind}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}` : 'no error recorded'}\n  run directory: ${r.dir}\n`);
+  }
+}
+
+async function runComparison(
+  c: Common,
+  base: RunConfig,
+  opts: { methods?: MethodPreset[]; baseline?: string; name: string; title: string; facts: Record<string, string> },
+): Promise<number> {
+  const t0 = Date.now();
+  const { experiment, runs } = c.engine.createComparison(base, { methods: opts.methods, baseline: opts.baseline, name: opts.name });
+  const signals = handleInterrupts(c.engine, () => runs.map((r) => r.key));
+  const finished = await Promise.all(runs.map((r) => c.engine.wait(r.key)));
+  c.board.done();
+  signals.dispose();
+  const comparison = c.engine.comparison(experiment.id);
+  process.stdout.write(`\n${formatTable(comparison)}\n`);
+  printFailures(finished);
+  process.stdout.write(`\nruns: ${experiment.dir}\n`);
+  if (c.reportEnabled) {
+    const path = join(experiment.dir, 'report.html');
+    const snaps = runs.map((r) => c.engine.snapshot(r.key));
+    writeFileSync(
+      path,
+      renderReport({
+        title: opts.title,
+        subtitle: `experiment ${experiment.id}`,
+        comparison,
+        runs: snaps.map((s) => ({ key: s.info.key, label: s.info.label, train: s.train, eval: s.eval })),
+        facts: { ...opts.facts, 'total wall time': `${((Date.now() - t0) / 1000).toFixed(1)} s` },
+      }),
+    );
+    process.stdout.write(`report: ${path}\n`);
+  }
+  process.stdout.write(`total wall time: ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  return exitCodeOf(finished, signals.interrupted());
+}
+
+function describeConfig(config: RunConfig): Record<string, string> {
+  return {
+    task: config.task.kind,
+    steps: String(config.train.steps),
+    'batch size': String(config.train.batch_size ?? 8),
+    rank: String(config.adapter.rank),
+    seed: String(config.train.seed ?? 0),
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      quick: { type: 'boolean' },
+      out: { type: 'string' },
+      python: { type: 'string' },
+      launcher: { type: 'string' },
+      nproc: { type: 'string' },
+      concurrency: { type: 'string' },
+      task: { type: 'string' },
+      config: { type: 'string' },
+      methods: { type: 'string' },
+      baseline: { type: 'string' },
+      'no-report': { type: 'boolean' },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(`${HELP}\n`);
+    return command || values.help ? 0 : 2;
+  }
+  if (positionals.length > 1) throw new UsageError(`unexpected argument ${positionals[1]}`);
+  const needConfig = () => {
+    if (!values.config) throw new UsageError(`${command} needs --config FILE`);
+    return loadConfig(values.config);
+  };
+
+  switch (command) {
+    case 'demo': {
+      const task = (values.task ?? 'builtin-default') as DemoTask;
+      if (!DEMO_TASKS.includes(task)) throw new UsageError(`--task must be one of ${DEMO_TASKS.join(', ')} (got ${task})`);
+      const concurrency = intOption(values.concurrency, 'concurrency', 2);
+      const base = demoConfig(task, { quick: !!values.quick, threads: concurrency >= 2 ? 1 : 0 });
+      const c = makeEngine(values);
+      process.stdout.write(
+        `RiemannLoRA demo: ${DEFAULT_METHODS.map((m) => m.label).join(' vs ')} on ${task}${values.quick ? ' (quick)' : ''}, ` +
+          `${base.train.steps} steps, ${concurrency} at a time\n\n`,
+      );
+      return runComparison(c, base, {
+        name: `demo ${task}${values.quick ? ' quick' : ''}`,
+        title: `RiemannLoRA vs LoRA baselines — ${task}`,
+        facts: describeConfig(base),
+      });
+    }
+    case 'compare': {
+      const base = needConfig();
+      let methods: MethodPreset[] | undefined;
+      if (values.methods) {
+        methods = values.methods.split(',').map((id) => {
+          const m = DEFAULT_METHODS.find((p) => p.id === id.trim());
+          if (!m) throw new UsageError(`unknown method ${id}; known: ${DEFAULT_METHODS.map((p) => p.id).join(', ')}`);
+          return m;
+        });
+      }
+      if (values.baseline && !(methods ?? DEFAULT_METHODS).some((m) => m.id === values.baseline)) {
+        throw new UsageError(`--baseline ${values.baseline} is not one of the compared methods`);
+      }
+      const c = makeEngine(values);
+      return runComparison(c, base, {
+        methods,
+        baseline: values.baseline,
+        name: `${base.name ?? base.task.kind} comparison`,
+        title: `Comparison — ${base.name ?? base.task.kind}`,
+        facts: describeConfig(base),
+      });
+    }
+    case 'run': {
+      const config = needConfig();
+      const c = makeEngine(values);
+      const info = c.engine.createRun(config);
+      const signals = handleInterrupts(c.engine, () => [info.key]);
+      const done = await c.engine.wait(info.key);
+      c.board.done();
+      signals.dispose();
+      const s = done.summary;
+      process.stdout.write(
+        `\n${done.label}: ${done.state} at step ${s?.steps ?? done.step}` +
+          (s?.final_loss !== null && s?.final_loss !== undefined ? `, final loss ${Number(s.final_loss.toPrecision(4))}` : '') +
+          (s?.best_eval ? `, best eval ${s.best_eval.name} ${Number(s.best_eval.value.toPrecision(4))}` : '') +
+          `\nrun directory: ${done.dir}\n`,
+      );
+      printFailures([done]);
+      return exitCodeOf([done], signals.interrupted());
+    }
+    case 'list': {
+      const root = resolve(values.out ?? '.rlora-runs');
+      const { RunStore } = await import('./core/runStore');
+      const runs = new RunStore(root).listAll();
+      if (!runs.length) {
+        process.stdout.write(`no runs under ${root}\n`);
+        return 0;
+      }
+      const rows = runs.map((r) => [r.key, r.method, r.state, `${r.step}/${r.steps}`, r.summary?.final_loss !== null && r.summary?.final_loss !== undefined ? String(Number(r.summary.final_loss.toPrecision(4))) : '—']);
+      const header = ['run', 'method', 'state', 'step', 'final loss'];
+      const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
+      process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
+      return 0;
+    }
+    case 'validate': {
+      needConfig();
+      process.stdout.write(`${values.config}: valid against schema/run-config.schema.json\n`);
+      // The worker adds what a schema cannot check (paths exist, packages installed).
+      const root = projectRoot();
+      const python = pythonPath(values.python, root);
+      const r = await execa(python, ['-m', 'riemannlora.worker', 'validate', '--config', resolve(values.config!)], {
+        env: workerEnv({ python, nativeWorkerDir: process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker') }),
+        reject: false,
+        all: true,
+      });
+      if (r.exitCode === undefined) {
+        process.stdout.write(`(worker check skipped: cannot run ${python}: ${r.shortMessage}; pass --python)\n`);
+        return 0;
+      }
+      if (r.all) process.stdout.write(`${r.all.trimEnd()}\n`);
+      return r.exitCode === 0 ? 0 : 2;
+    }
+    default:
+      throw new UsageError(`unknown command ${command}; see --help`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`${(err as Error).message}\n(see --help)\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,227 @@
+// Quick-pick flows that write an experiment's *.rlora.json: a new experiment (task, rank, initialization,
+// optimizer, steps) and one-field edits (rank, initialization, optimizer). Edits go through a
+// WorkspaceEdit (undoable, respects an open dirty editor) and are validated against the shared schema
+// before anything is written.
+import * as vscode from 'vscode';
+import { checkConfig, ConfigError, parseConfigText, type RunConfig } from '../core/config';
+import { CONFIG_GLOB } from '../experiments/tree';
+
+type Method = RunConfig['method'];
+
+export const INITS: { id: Method['init']; detail: string }[] = [
+  { id: 'loi', detail: 'Locally optimal initialization (BackPropRSVD): RiemannLoRA’s default' },
+  { id: 'lora', detail: 'Kaiming A, zero B (classic LoRA)' },
+  { id: 'pissa', detail: 'Top-r SVD of the pretrained weight' },
+  { id: 'lora-ga', detail: 'SVD of the first full gradient' },
+  { id: 'gaussian', detail: 'Gaussian A, zero B' },
+];
+
+export const OPTIMIZERS: { id: Method['optimizer']; detail: string; riemannian: boolean }[] = [
+  { id: 'riemannion', detail: 'Muon on the fixed-rank manifold (RiemannLoRA)', riemannian: true },
+  { id: 'riemannian-sgd', detail: 'Riemannian heavy-ball SGD', riemannian: true },
+  { id: 'riemannian-adam', detail: 'Riemannian Adam-like normalized step', riemannian: true },
+  { id: 'adamw', detail: 'AdamW on the LoRA factors', riemannian: false },
+  { id: 'sgd', detail: 'SGD on the LoRA factors', riemannian: false },
+  { id: 'scaled-adamw', detail: 'Scaled AdamW (Zhang & Pilanci preconditioning)', riemannian: false },
+  { id: 'muon', detail: 'Muon per factor', riemannian: false },
+  { id: 'loraplus', detail: 'LoRA+: AdamW with B’s learning rate × ratio', riemannian: false },
+];
+
+const RANKS = [1, 2, 4, 8, 16, 32, 64, 128];
+
+function settings() {
+  return vscode.workspace.getConfiguration('riemannlora');
+}
+
+/** Picks a rank (presets or a typed value); undefined when cancelled. */
+export async function pickRank(current?: number): Promise<number | undefined> {
+  const items: (vscode.QuickPickItem & { rank?: number })[] = [
+    ...RANKS.map((r) => ({ label: String(r), rank: r, description: r === current ? 'current' : undefined })),
+    { label: 'Other…', description: 'type a rank between 1 and 4096' },
+  ];
+  const pick = await vscode.window.showQuickPick(items, { title: 'Adapter rank r', placeHolder: `rank (current: ${current ?? 'none'})` });
+  if (!pick) return undefined;
+  if (pick.rank !== undefined) return pick.rank;
+  const text = await vscode.window.showInputBox({
+    title: 'Adapter rank r',
+    value: String(current ?? settings().get('defaults.rank', 8)),
+    validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 4096 ? undefined : 'an integer between 1 and 4096'),
+  });
+  return text === undefined ? undefined : Number(text);
+}
+
+export async function pickInit(current?: Method['init']): Promise<Method['init'] | undefined> {
+  const pick = await vscode.window.showQuickPick(
+    INITS.map((i) => ({ label: i.id, detail: i.detail, description: i.id === current ? 'current' : undefined })),
+    { title: 'Initialization', placeHolder: 'how the adapter starts' },
+  );
+  return pick?.label as Method['init'] | undefined;
+}
+
+export async function pickOptimizer(current?: Method['optimizer']): Promise<Method['optimizer'] | undefined> {
+  const pick = await vscode.window.showQuickPick(
+    [
+      { label: 'Riemannian (on the fixed-rank manifold)', kind: vscode.QuickPickItemKind.Separator },
+      ...OPTIMIZERS.filter((o) => o.riemannian).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
+      { label: 'LoRA baselines (on the factors)', kind: vscode.QuickPickItemKind.Separator },
+      ...OPTIMIZERS.filter((o) => !o.riemannian).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
+    ],
+    { title: 'Optimizer' },
+  );
+  return pick?.label as Method['optimizer'] | undefined;
+}
+
+/** The config a new experiment starts from (settings' defaults). */
+export function defaultConfig(name: string, task: RunConfig['task']['kind'], extra: Partial<RunConfig['task']> = {}): RunConfig {
+  const s = settings();
+  const config: RunConfig = {
+    name,
+    task: { kind: task, ...extra },
+    adapter: { rank: s.get('defaults.rank', 8) },
+    method: { init: s.get('defaults.init', 'loi') as Method['init'], optimizer: s.get('defaults.optimizer', 'riemannion') as Method['optimizer'] },
+    train: { steps: s.get('defaults.steps', 200), eval_interval: 50, seed: 0 },
+    output: { export_adapter: true },
+  };
+  if (task === 'synthetic-lowrank') config.task.synthetic = { width: 64, depth: 3, target_rank: 4 };
+  return config;
+}
+
+/** New Experiment…: asks name, task (and model/data for causal-lm), rank, init, optimizer; writes the file. */
+export async function newExperiment(): Promise<vscode.Uri | undefined> {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  if (!folder) {
+    void vscode.window.showErrorMessage('RiemannLoRA: open a folder first: experiments are *.rlora.json files in the workspace.');
+    return undefined;
+  }
+  const name = await vscode.window.showInputBox({
+    title: 'New Experiment (1/5): name',
+    prompt: 'Also the file name: <name>.rlora.json in the workspace folder',
+    value: 'my-experiment',
+    validateInput: (v) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(v) ? undefined : "letters, digits, '.', '_' or '-', starting with a letter or digit"),
+  });
+  if (!name) return undefined;
+  const uri = vscode.Uri.joinPath(folder.uri, `${name}.rlora.json`);
+  try {
+    await vscode.workspace.fs.stat(uri);
+    void vscode.window.showErrorMessage(`RiemannLoRA: ${vscode.workspace.asRelativePath(uri)} already exists: pick another name.`);
+    return undefined;
+  } catch {
+    /* free */
+  }
+  const taskPick = await vscode.window.showQuickPick(
+    [
+      { label: 'builtin-default', detail: 'The small pretrained model and fine-tuning set shipped with the project (CPU, minutes)' },
+      { label: 'synthetic-lowrank', detail: 'A frozen random network with a hidden low-rank change (seconds)' },
+      { label: 'causal-lm', detail: 'Your Hugging Face causal LM (local folder) and data (.jsonl/.json/.txt)' },
+    ],
+    { title: 'New Experiment (2/5): task' },
+  );
+  if (!taskPick) return undefined;
+  const task = taskPick.label as RunConfig['task']['kind'];
+  const extra: Partial<RunConfig['task']> = {};
+  if (task === 'causal-lm') {
+    const model = await vscode.window.showInputBox({ title: 'Model', prompt: 'Local directory of a Hugging Face model (or a hub id, needs network)', ignoreFocusOut: true });
+    if (!model) return undefined;
+    const data = await vscode.window.showInputBox({ title: 'Data', prompt: 'Local .jsonl/.json/.txt file (or a datasets hub id)', ignoreFocusOut: true });
+    if (!data) return undefined;
+    Object.assign(extra, { model, data });
+  }
+  const config = defaultConfig(name, task, extra);
+  const rank = await pickRank(config.adapter.rank);
+  if (rank === undefined) return undefined;
+  config.adapter.rank = rank;
+  const init = await pickInit(config.method.init);
+  if (!init) return undefined;
+  config.method.init = init;
+  const optimizer = await pickOptimizer(config.method.optimizer);
+  if (!optimizer) return undefined;
+  config.method.optimizer = optimizer;
+  try {
+    checkConfig(config, uri.fsPath);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`RiemannLoRA: ${(err as Error).message}`);
+    return undefined;
+  }
+  await vscode.workspace.fs.writeFile(uri, Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
+  await vscode.window.showTextDocument(uri);
+  return uri;
+}
+
+/** The config file a command applies to: the argument, the active *.rlora.json editor, or a pick. */
+export async function chooseConfigFile(arg?: vscode.Uri): Promise<vscode.Uri | undefined> {
+  if (arg) return arg;
+  const active = vscode.window.activeTextEditor?.document.uri;
+  if (active && /\.rlora\.json$/i.test(active.fsPath)) return active;
+  const files = await vscode.workspace.findFiles(CONFIG_GLOB, '**/{node_modules,.rlora-runs}/**', 200);
+  if (files.length === 1) return files[0];
+  if (!files.length) {
+    const create = await vscode.window.showInformationMessage('RiemannLoRA: no *.rlora.json experiment in this workspace.', 'New Experiment…');
+    if (create) return newExperiment();
+    return undefined;
+  }
+  const pick = await vscode.window.showQuickPick(
+    files.map((f) => ({ label: vscode.workspace.asRelativePath(f), uri: f })),
+    { title: 'Experiment configuration' },
+  );
+  return pick?.uri;
+}
+
+/** Reads a config file (from the open editor when there is one). Throws ConfigError with field names. */
+export async function readConfigFile(uri: vscode.Uri): Promise<RunConfig> {
+  const doc = await vscode.workspace.openTextDocument(uri);
+  return parseConfigText(doc.getText(), uri.fsPath);
+}
+
+/** Applies `change` to the config in `uri`, validates, and replaces the document's text. */
+export async function editConfigFile(uri: vscode.Uri, change: (c: RunConfig) => void): Promise<boolean> {
+  const doc = await vscode.workspace.openTextDocument(uri);
+  let config: RunConfig;
+  try {
+    config = JSON.parse(doc.getText()) as RunConfig;
+  } catch (err) {
+    void vscode.window.showErrorMessage(`RiemannLoRA: ${vscode.workspace.asRelativePath(uri)} is not valid JSON (${(err as Error).message}); fix it first.`);
+    return false;
+  }
+  change(config);
+  try {
+    checkConfig(config, uri.fsPath);
+  } catch (err) {
+    const msg = err instanceof ConfigError ? err.message : String(err);
+    void vscode.window.showErrorMessage(`RiemannLoRA: that change makes the config invalid: ${msg}`);
+    return false;
+  }
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(uri, new vscode.Range(doc.positionAt(0), doc.positionAt(doc.getText().length)), `${JSON.stringify(config, null, 2)}\n`);
+  const ok = await vscode.workspace.applyEdit(edit);
+  if (ok) await doc.save();
+  return ok;
+}
+
+export async function configureRank(arg?: vscode.Uri): Promise<void> {
+  const uri = await chooseConfigFile(arg);
+  if (!uri) return;
+  const current = await readConfigFile(uri).catch(() => undefined);
+  const rank = await pickRank(current?.adapter.rank);
+  if (rank !== undefined) await editConfigFile(uri, (c) => (c.adapter.rank = rank));
+}
+
+export async function configureInit(arg?: vscode.Uri): Promise<void> {
+  const uri = await chooseConfigFile(arg);
+  if (!uri) return;
+  const current = await readConfigFile(uri).catch(() => undefined);
+  const init = await pickInit(current?.method.init);
+  if (init) await editConfigFile(uri, (c) => (c.method.init = init));
+}
+
+export async function configureOptimizer(arg?: vscode.Uri): Promise<void> {
+  const uri = await chooseConfigFile(arg);
+  if (!uri) return;
+  const current = await readConfigFile(uri).catch(() => undefined);
+  const optimizer = await pickOptimizer(current?.method.optimizer);
+  if (!optimizer) return;
+  await editConfigFile(uri, (c) => {
+    c.method.optimizer = optimizer;
+    // Optimizer-specific options of the old optimizer would be ignored or refused: drop them with it.
+    delete c.method.lr;
+  });
+}

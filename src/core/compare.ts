@@ -1,0 +1,208 @@
+// Comparisons: sibling runs of one config with baseline methods, and the numbers that compare them.
+//
+// Definitions (shown in the report):
+//   smoothed loss   trailing mean of the train loss over a window of max(1, ceil(5% of the logged points))
+//   final loss      the smoothed loss at the last logged step (the mean of the last window)
+//   best loss       the lowest smoothed loss
+//   steps to target the first step whose smoothed loss is <= the baseline's final loss
+//   speedup         baseline's steps to target / this run's steps to target (> 1: reaches it sooner)
+// Smoothing keeps one lucky mini-batch from deciding "reached": the baseline reaches its own final loss at
+// or before its last step by construction.
+import { checkConfig } from './config';
+import type { RunConfig } from './generated/run-config';
+import type { RunSummary } from './runStore';
+import type { EvalPoint, RunSeries, TrainPoint } from './series';
+
+type Method = RunConfig['method'];
+
+export interface MethodPreset {
+  /** Stable id used in run ids. */
+  id: string;
+  /** Name in tables and legends. */
+  label: string;
+  init: Method['init'];
+  optimizer: Method['optimizer'];
+  /** Learning rate; absent: the optimizer's own default (the worker knows it). */
+  lr?: number;
+}
+
+/** The main comparison: RiemannLoRA against three LoRA baselines (reference/baselines.md). */
+export const DEFAULT_METHODS: readonly MethodPreset[] = [
+  { id: 'riemannlora', label: 'RiemannLoRA', init: 'loi', optimizer: 'riemannion' },
+  { id: 'lora-adamw', label: 'LoRA-AdamW', init: 'lora', optimizer: 'adamw' },
+  { id: 'pissa', label: 'PiSSA', init: 'pissa', optimizer: 'adamw' },
+  { id: 'scaled-adamw', label: 'ScaledAdamW', init: 'lora', optimizer: 'scaled-adamw' },
+];
+
+/** The method every other run is measured against (its final loss is the target). */
+export const DEFAULT_BASELINE = 'lora-adamw';
+
+const USES_MOMENTUM: readonly Method['optimizer'][] = ['riemannion', 'riemannian-sgd', 'sgd', 'muon'];
+const USES_BETAS: readonly Method['optimizer'][] = ['adamw', 'scaled-adamw', 'loraplus', 'riemannian-adam'];
+
+/**
+ * The config of a sibling run: the same task, adapter, budget and schedule, the preset's initialization
+ * and optimizer, and optimizer-specific options only where they apply. Without a preset lr the learning
+ * rate is left to the optimizer's own default (what makes a fair "out of the box" comparison).
+ */
+export function siblingConfig(base: RunConfig, preset: MethodPreset): RunConfig {
+  const m = base.method;
+  const method: Method = { init: preset.init, optimizer: preset.optimizer };
+  for (const key of ['weight_decay', 'schedule', 'warmup_steps', 'grad_clip'] as const) {
+    if (m[key] !== undefined) (method as Record<string, unknown>)[key] = m[key];
+  }
+  if (preset.lr !== undefined) method.lr = preset.lr;
+  else if (m.lr !== undefined && m.optimizer === preset.optimizer) method.lr = m.lr;
+  if (m.momentum !== undefined && USES_MOMENTUM.includes(preset.optimizer)) method.momentum = m.momentum;
+  if (m.betas !== undefined && USES_BETAS.includes(preset.optimizer)) method.betas = m.betas;
+  if (m.momentum_store !== undefined && preset.optimizer === 'riemannion') method.momentum_store = m.momentum_store;
+  if (m.loraplus_ratio !== undefined && preset.optimizer === 'loraplus') method.loraplus_ratio = m.loraplus_ratio;
+  if (m.loi !== undefined && preset.init === 'loi') method.loi = m.loi;
+  const config = { ...structuredClone(base), method } as RunConfig;
+  config.name = `${base.name ?? base.task.kind} · ${preset.label}`.slice(0, 120);
+  if (config.adapter.dora && ['riemannion', 'riemannian-sgd', 'riemannian-adam'].includes(preset.optimizer)) {
+    config.adapter = { ...config.adapter, dora: false };
+  }
+  return checkConfig(config, `comparison run ${preset.label}`);
+}
+
+/** Trailing mean over `window` finite values (non-finite losses are skipped, not averaged in). */
+export function smooth(points: readonly TrainPoint[], window: number): { step: number; loss: number }[] {
+  const finite = points.filter((p): p is TrainPoint & { loss: number } => p.loss !== null && Number.isFinite(p.loss));
+  const out: { step: number; loss: number }[] = [];
+  let sum = 0;
+  for (let i = 0; i < finite.length; i++) {
+    sum += finite[i]!.loss;
+    if (i >= window) sum -= finite[i - window]!.loss;
+    out.push({ step: finite[i]!.step, loss: sum / Math.min(i + 1, window) });
+  }
+  return out;
+}
+
+export const smoothingWindow = (n: number): number => Math.max(1, Math.ceil(n * 0.05));
+
+/** First step whose smoothed loss is <= target; null when never reached. */
+export function stepsToTarget(points: readonly TrainPoint[], target: number, window = smoothingWindow(points.length)): number | null {
+  for (const p of smooth(points, window)) if (p.loss <= target) return p.step;
+  return null;
+}
+
+const HIGHER_IS_BETTER = /acc|exact|match|f1|bleu|rouge|score/i;
+const PREFERRED = ['exact_match', 'accuracy', 'acc', 'loss'];
+
+/** The headline eval metric: accuracy-like first, then loss; best over all evaluations. */
+export function bestEval(evals: readonly EvalPoint[]): RunSummary['best_eval'] {
+  const names = new Set<string>();
+  for (const e of evals) for (const [k, v] of Object.entries(e.metrics)) if (typeof v === 'number' && Number.isFinite(v)) names.add(k);
+  if (!names.size) return null;
+  const name = PREFERRED.find((n) => names.has(n)) ?? [...names].sort()[0]!;
+  const higher = HIGHER_IS_BETTER.test(name);
+  let best: { name: string; value: number; step: number } | null = null;
+  for (const e of evals) {
+    const v = e.metrics[name];
+    if (typeof v !== 'number' || !Number.isFinite(v)) continue;
+    if (!best || (higher ? v > best.value : v < best.value)) best = { name, value: v, step: e.step };
+  }
+  return best;
+}
+
+/** The end-of-run numbers of one run, from its curves. */
+export function summarizeRun(series: RunSeries): RunSummary {
+  const w = smoothingWindow(series.train.length);
+  const sm = smooth(series.train, w);
+  const last = sm[sm.length - 1];
+  const lastEval = series.eval[series.eval.length - 1];
+  return {
+    steps: series.lastStep,
+    final_loss: last ? last.loss : null,
+    best_loss: sm.length ? Math.min(...sm.map((p) => p.loss)) : null,
+    best_eval: bestEval(series.eval),
+    wall_s: series.wallSeconds,
+    peak_memory_bytes: series.peakMemory,
+    final_eval: lastEval ? { ...lastEval.metrics } : null,
+  };
+}
+
+export interface ComparisonRow {
+  key: string;
+  label: string;
+  method: string;
+  state: string;
+  summary: RunSummary;
+  /** Steps to reach the baseline's final loss (null: not reached). */
+  steps_to_target: number | null;
+  /** Baseline's steps to its own final loss / this run's (null when either is missing). */
+  speedup: number | null;
+  baseline: boolean;
+}
+
+export interface Comparison {
+  /** The target: the baseline's final (smoothed) loss; null without a baseline with a finite loss. */
+  target_loss: number | null;
+  baseline: string | null;
+  rows: ComparisonRow[];
+}
+
+export interface ComparedRun {
+  key: string;
+  label: string;
+  method: string;
+  state: string;
+  series: RunSeries;
+}
+
+/** Summaries of sibling runs measured against the run `baselineKey`. */
+export function compareRuns(runs: readonly ComparedRun[], baselineKey: string | null): Comparison {
+  const summaries = new Map(runs.map((r) => [r.key, summarizeRun(r.series)]));
+  const base = runs.find((r) => r.key === baselineKey);
+  const target = base ? (summaries.get(base.key)!.final_loss ?? null) : null;
+  const baseSteps = base && target !== null ? stepsToTarget(base.series.train, target) : null;
+  return {
+    target_loss: target,
+    baseline: base?.key ?? null,
+    rows: runs.map((r) => {
+      const s = target === null ? null : stepsToTarget(r.series.train, target);
+      return {
+        key: r.key,
+        label: r.label,
+        method: r.method,
+        state: r.state,
+        summary: summaries.get(r.key)!,
+        steps_to_target: s,
+        speedup: s !== null && baseSteps !== null && s > 0 ? baseSteps / s : null,
+        baseline: r.key === base?.key,
+      };
+    }),
+  };
+}
+
+const fmt = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '—' : Number(v.toPrecision(digits)).toString());
+const fmtBytes = (b: number | null): string => (b === null ? '—' : b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(2)} GiB` : `${(b / (1 << 20)).toFixed(1)} MiB`);
+
+/** Table columns (header, cell) shared by the terminal table and the HTML report. */
+export function tableColumns(c: Comparison): { header: string; cells: string[] }[] {
+  const r = c.rows;
+  return [
+    { header: 'method', cells: r.map((x) => `${x.label}${x.baseline ? ' (baseline)' : ''}`) },
+    { header: 'state', cells: r.map((x) => x.state) },
+    { header: 'steps', cells: r.map((x) => String(x.summary.steps)) },
+    { header: 'final loss', cells: r.map((x) => fmt(x.summary.final_loss)) },
+    { header: 'best loss', cells: r.map((x) => fmt(x.summary.best_loss)) },
+    { header: 'best eval', cells: r.map((x) => (x.summary.best_eval ? `${x.summary.best_eval.name} ${fmt(x.summary.best_eval.value)}` : '—')) },
+    { header: 'steps to target', cells: r.map((x) => (x.steps_to_target === null ? (c.target_loss === null ? '—' : 'not reached') : String(x.steps_to_target))) },
+    { header: 'speedup', cells: r.map((x) => (x.speedup === null ? '—' : `${x.speedup.toFixed(2)}x`)) },
+    { header: 'wall s', cells: r.map((x) => (x.summary.wall_s === null ? '—' : x.summary.wall_s.toFixed(1))) },
+    { header: 'peak memory', cells: r.map((x) => fmtBytes(x.summary.peak_memory_bytes)) },
+  ];
+}
+
+/** A plain-text table (monospace), one row per run. */
+export function formatTable(c: Comparison): string {
+  const cols = tableColumns(c);
+  const widths = cols.map((col) => Math.max(col.header.length, ...col.cells.map((s) => s.length)));
+  const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ');
+  const out = [line(cols.map((col) => col.header)), widths.map((w) => '-'.repeat(w)).join('  ')];
+  for (let i = 0; i < c.rows.length; i++) out.push(line(cols.map((col) => col.cells[i]!)));
+  if (c.target_loss !== null) out.push('', `target: the baseline's final loss ${fmt(c.target_loss)} (train loss, trailing mean over 5% of the logged steps)`);
+  return out.join('\n');
+}

@@ -1,0 +1,92 @@
+// Run configs (DESIGN.md "Run config"): load a JSON file, validate it against schema/run-config.schema.json
+// with errors that name the field and the allowed values, and fill in the schema's defaults.
+import { readFileSync } from 'node:fs';
+import type { RunConfig } from './generated/run-config';
+import { formatErrors, schemaJson, validate, type SchemaError } from './schemas';
+
+export type { RunConfig } from './generated/run-config';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly errors: SchemaError[],
+    readonly source?: string,
+  ) {
+    super(`${source ? `${source}: ` : ''}invalid run config:\n${formatErrors(errors)}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** The problems of a config document ([] when valid). */
+export const configErrors = (data: unknown): SchemaError[] => validate('config', data);
+
+/** Validates and returns the config typed; throws ConfigError listing every problem. */
+export function checkConfig(data: unknown, source?: string): RunConfig {
+  const errors = configErrors(data);
+  if (errors.length) throw new ConfigError(errors, source);
+  return data as RunConfig;
+}
+
+/** Parses JSON text; a syntax error becomes a ConfigError at "/" with the line and column. */
+export function parseConfigText(text: string, source?: string): RunConfig {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    const msg = (err as Error).message;
+    const pos = /position (\d+)/.exec(msg);
+    let where = '';
+    if (pos) {
+      const upto = text.slice(0, Number(pos[1]));
+      const line = upto.split('\n').length;
+      const col = upto.length - upto.lastIndexOf('\n');
+      where = ` at line ${line}, column ${col}`;
+    }
+    throw new ConfigError([{ path: '/', message: `is not valid JSON${where}: ${msg}` }], source);
+  }
+  return checkConfig(data, source);
+}
+
+/** Reads and validates a config file. */
+export function loadConfig(path: string): RunConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError([{ path: '/', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], path);
+  }
+  return parseConfigText(text, path);
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+type SchemaNode = { $ref?: string; properties?: Record<string, SchemaNode>; default?: Json; type?: unknown };
+
+function resolveRef(root: SchemaNode & { $defs?: Record<string, SchemaNode> }, node: SchemaNode): SchemaNode {
+  let n = node;
+  while (n.$ref?.startsWith('#/$defs/')) n = root.$defs?.[n.$ref.slice('#/$defs/'.length)] ?? {};
+  return n;
+}
+
+function fill(root: SchemaNode, node: SchemaNode, value: Record<string, unknown>): void {
+  for (const [key, sub0] of Object.entries(node.properties ?? {})) {
+    const sub = resolveRef(root, sub0);
+    if (value[key] === undefined && sub.default !== undefined) value[key] = structuredClone(sub.default);
+    const v = value[key];
+    if (v && typeof v === 'object' && !Array.isArray(v) && sub.properties) fill(root, sub, v as Record<string, unknown>);
+  }
+}
+
+/**
+ * A copy of a valid config with every schema default filled in for the groups it has (an absent optional
+ * group such as `output` is added when the schema gives its fields defaults). `method.lr` stays absent
+ * when not given: the default learning rate is the optimizer's own and the worker knows it.
+ */
+export function withDefaults(config: RunConfig): RunConfig {
+  const root = schemaJson('config') as SchemaNode;
+  const out = structuredClone(config) as Record<string, unknown>;
+  if (out.output === undefined) out.output = {};
+  fill(root, root, out);
+  return out as RunConfig;
+}
+
+/** The short method label used in tables and run names, e.g. "riemannion+loi". */
+export const methodLabel = (config: Pick<RunConfig, 'method'>): string => `${config.method.optimizer}+${config.method.init}`;

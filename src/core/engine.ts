@@ -1,0 +1,462 @@
+// The experiment engine: the one object the extension and the CLI drive (API in src/core/README.md).
+//
+// It owns a RunStore (disk), a RunQueue (max concurrent workers) and, for every run it is watching, an
+// EventTailer + RunSeries. One timer polls the watched runs: new event lines become `metrics-appended`
+// deltas (one per run per tick), status.json changes become `run-updated`, a process that is gone without
+// reporting the end becomes `failed` with the tail of worker.log. The disk stays the source of truth:
+// a new engine (a reloaded window) calls `attach()` and picks up runs that are still going.
+import { EventEmitter } from 'node:events';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { checkConfig } from './config';
+import { compareRuns, DEFAULT_BASELINE, DEFAULT_METHODS, siblingConfig, summarizeRun, type Comparison, type MethodPreset } from './compare';
+import { EventTailer, readAllEvents, type SkippedLine, type WorkerEvent } from './events';
+import type { RunConfig } from './generated/run-config';
+import type { RunStatus } from './generated/run-status';
+import { launchWorker, signalWorker, type LaunchOptions, type LauncherKind } from './launcher';
+import { RunQueue } from './queue';
+import { isTerminal, pidAlive, reconcile, TransitionError, canResume } from './runState';
+import { RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
+import { RunSeries, type EvalPoint, type TrainPoint } from './series';
+
+export interface EngineOptions {
+  /** Folder that holds experiments and runs (created when missing). */
+  root: string;
+  /** Python interpreter of the worker environment. */
+  python: string;
+  /** Folder with the `riemannlora` package (the bundled native-worker/). */
+  nativeWorkerDir: string;
+  launcher?: LauncherKind;
+  /** Processes per node with the torchrun launcher. */
+  nproc?: number;
+  /** Workers running at once (default 1). */
+  maxConcurrent?: number;
+  /** How often watched runs are polled, in ms (default 250). */
+  pollIntervalMs?: number;
+  /** Extra environment for workers. */
+  env?: Record<string, string>;
+}
+
+/** New points of one run since the last delta. `reset`: drop what you have and ask for a snapshot. */
+export interface MetricsDelta {
+  key: RunKey;
+  train: TrainPoint[];
+  eval: EvalPoint[];
+  /** Non-metric events (started, init, checkpoint, log, error, finished) in file order. */
+  events: WorkerEvent[];
+  reset: boolean;
+}
+
+export interface RunSnapshot {
+  info: RunInfo;
+  config: RunConfig | undefined;
+  train: TrainPoint[];
+  eval: EvalPoint[];
+  /** Non-metric events, the last 500. */
+  events: WorkerEvent[];
+  /** Lines of events.jsonl that were skipped (malformed), the last 50. */
+  skipped: SkippedLine[];
+  /** The tail of worker.log (failed runs show it). */
+  logTail: string;
+}
+
+export interface EngineEvents {
+  'run-added': [RunInfo];
+  'run-updated': [RunInfo];
+  'metrics-appended': [MetricsDelta];
+  'run-finished': [RunInfo];
+  /** Something the user may want to know that is not an error of the engine (e.g. a malformed event line). */
+  warning: [{ key?: RunKey; message: string }];
+}
+
+interface Watched {
+  key: RunKey;
+  tailer: EventTailer;
+  series: RunSeries;
+  nonMetric: WorkerEvent[];
+  skipped: SkippedLine[];
+  /** Process group of a worker this engine launched (or found in run.json). */
+  pgid?: number;
+  /** Set once the launched process exited. */
+  exit?: { exitCode: number | null; signal: string | null; error?: string };
+  lastStatusText?: string;
+  waiters: ((info: RunInfo) => void)[];
+  /** Resolves the queue job when the run is over. */
+  release?: () => void;
+  finished: boolean;
+}
+
+const NON_METRIC_KEEP = 500;
+
+/**
+ * A worker killed in the middle of writing leaves a line without its newline; the next worker (--resume)
+ * appends to the same file, so the file gets its newline first and the cut line stays a line of its own.
+ */
+function endWithNewline(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r+');
+  } catch {
+    return;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (!size) return;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    if (last[0] !== 0x0a) writeSync(fd, '\n', size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class Engine extends EventEmitter<EngineEvents> {
+  readonly store: RunStore;
+  private readonly queue: RunQueue;
+  private readonly watched = new Map<RunKey, Watched>();
+  private timer: NodeJS.Timeout | undefined;
+  private opts: EngineOptions;
+  private disposed = false;
+
+  constructor(opts: EngineOptions) {
+    super();
+    this.opts = { ...opts };
+    this.store = new RunStore(opts.root);
+    this.queue = new RunQueue(opts.maxConcurrent ?? 1);
+  }
+
+  /** Changes launch settings for runs started from now on (python, launcher, nproc, env, maxConcurrent). */
+  configure(change: Partial<Omit<EngineOptions, 'root'>>): void {
+    this.opts = { ...this.opts, ...change };
+    if (change.maxConcurrent !== undefined) this.queue.setMaxConcurrent(change.maxConcurrent);
+  }
+
+  get root(): string {
+    return this.store.root;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Creating and controlling runs
+
+  /** Creates a queued run (validating the config) and starts it when a slot is free. */
+  createRun(config: RunConfig, opts: { experiment?: string; run?: string; label?: string; start?: boolean } = {}): RunInfo {
+    const valid = checkConfig(config);
+    const experiment = opts.experiment ?? this.store.createExperiment({ name: valid.name ?? valid.task.kind, kind: 'single' }).id;
+    const run = opts.run ?? RunStore.newId(`${valid.method.optimizer}-${valid.method.init}`);
+    const info = this.store.createRun(experiment, run, valid, opts.label);
+    this.emit('run-added', info);
+    if (opts.start ?? true) this.start(info.key);
+    return info;
+  }
+
+  /**
+   * A comparison: one experiment with a sibling run per method (same task, adapter and budget; each
+   * optimizer's own default learning rate). The baseline's final loss is the target of "steps to target".
+   */
+  createComparison(
+    base: RunConfig,
+    opts: { methods?: readonly MethodPreset[]; baseline?: string; name?: string; experiment?: string; start?: boolean } = {},
+  ): { experiment: ExperimentInfo; runs: RunInfo[] } {
+    const methods = opts.methods ?? DEFAULT_METHODS;
+    const configs = methods.map((m) => siblingConfig(base, m)); // validate all before creating anything
+    const name = opts.name ?? `${base.name ?? base.task.kind} comparison`;
+    const exp = this.store.createExperiment({ id: opts.experiment, name, kind: 'compare' });
+    const baselineId = opts.baseline ?? (methods.some((m) => m.id === DEFAULT_BASELINE) ? DEFAULT_BASELINE : methods[0]?.id);
+    const runs = methods.map((m, i) => this.createRun(configs[i]!, { experiment: exp.id, run: m.id, label: m.label, start: opts.start }));
+    const experiment = this.store.updateExperiment(exp.id, (doc) => {
+      if (baselineId) doc.baseline = baselineId;
+    });
+    return { experiment, runs };
+  }
+
+  /** Queues a run that is in state `queued` (e.g. created with start: false, or found queued on disk). */
+  start(key: RunKey): void {
+    const info = this.mustGet(key);
+    if (info.state !== 'queued') throw new TransitionError(info.state, 'running');
+    if (this.queue.has(key)) return;
+    this.watch(key);
+    this.queue.enqueue(key, () => this.execute(key, false));
+  }
+
+  /** Continues a stopped or failed run from its last checkpoint (the worker's --resume). */
+  resume(key: RunKey): RunInfo {
+    const info = this.mustGet(key);
+    if (!canResume(info.state)) throw new TransitionError(info.state, 'queued');
+    const status = this.store.readStatus(key);
+    this.store.writeStatus(key, { ...(status ?? { version: 1, updated_at: 0 }), state: 'queued', updated_at: Date.now() / 1000, ended_at: null, exit_code: null, last_error: null });
+    const w = this.watch(key);
+    w.finished = false;
+    w.exit = undefined;
+    const updated = this.mustGet(key);
+    this.emit('run-updated', updated);
+    this.queue.enqueue(key, () => this.execute(key, true));
+    return updated;
+  }
+
+  /**
+   * Asks a run to stop: a queued run is cancelled at once (state stopped); a running worker gets SIGINT
+   * (to its process group), checkpoints and reports `finished: stopped`.
+   */
+  stop(key: RunKey): void {
+    const info = this.mustGet(key);
+    if (info.state === 'queued' && this.queue.cancel(key)) {
+      const status = this.store.readStatus(key);
+      this.store.writeStatus(key, { ...(status ?? { version: 1, updated_at: 0 }), state: 'stopped', updated_at: Date.now() / 1000, ended_at: Date.now() / 1000 });
+      void this.finish(key);
+      return;
+    }
+    if (info.state !== 'running' && info.state !== 'queued') return;
+    const w = this.watched.get(key);
+    signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGINT');
+  }
+
+  /** Kills a running worker at once (SIGKILL to its process group); the run becomes failed. */
+  kill(key: RunKey): void {
+    const info = this.mustGet(key);
+    const w = this.watched.get(key);
+    signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGKILL');
+  }
+
+  /** Resolves with the run's info once it has ended (at once when it already has and nothing is pending). */
+  wait(key: RunKey): Promise<RunInfo> {
+    const info = this.mustGet(key);
+    const w = this.watched.get(key);
+    if (!w && isTerminal(info.state)) return Promise.resolve(info);
+    if (w?.finished && isTerminal(info.state)) return Promise.resolve(info);
+    return new Promise((resolve) => this.watch(key).waiters.push(resolve));
+  }
+
+  /** Resolves once no run is queued or running in this engine. */
+  idle(): Promise<void> {
+    return this.queue.onIdle();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Reading
+
+  list(): RunInfo[] {
+    return this.store.listAll();
+  }
+
+  experiments(): ExperimentInfo[] {
+    return this.store.listExperiments();
+  }
+
+  runs(experiment: string): RunInfo[] {
+    return this.store.listRuns(experiment);
+  }
+
+  get(key: RunKey): RunInfo | undefined {
+    return this.store.getRun(key);
+  }
+
+  /** Everything a view needs to draw a run from scratch; deltas follow as `metrics-appended`. */
+  snapshot(key: RunKey): RunSnapshot {
+    const info = this.mustGet(key);
+    const w = this.watched.get(key);
+    let series: RunSeries;
+    let nonMetric: WorkerEvent[];
+    let skipped: SkippedLine[];
+    if (w) {
+      this.pollRun(w);
+      ({ series, nonMetric, skipped } = w);
+    } else {
+      const all = readAllEvents(this.store.eventsPath(key));
+      series = new RunSeries();
+      series.add(all.events);
+      nonMetric = all.events.filter((e) => e.type !== 'metric' && e.type !== 'eval').slice(-NON_METRIC_KEEP);
+      skipped = all.skipped;
+    }
+    return {
+      info: this.store.getRun(key) ?? info,
+      config: this.store.readConfig(key),
+      train: [...series.train],
+      eval: series.eval.map((e) => ({ ...e, metrics: { ...e.metrics } })),
+      events: [...nonMetric],
+      skipped: skipped.slice(-50),
+      logTail: this.store.logTail(key, 40),
+    };
+  }
+
+  /** The summary table of an experiment's runs, measured against its baseline (compare.ts). */
+  comparison(experiment: string): Comparison {
+    const exp = this.store.getExperiment(experiment);
+    const runs = this.store.listRuns(experiment);
+    const compared = runs.map((r) => {
+      const w = this.watched.get(r.key);
+      let series = w?.series;
+      if (!series) {
+        series = new RunSeries();
+        series.add(readAllEvents(this.store.eventsPath(r.key)).events);
+      }
+      return { key: r.key, label: r.label, method: r.method, state: r.state, series };
+    });
+    const baseline = exp?.baseline ? runKey(experiment, exp.baseline) : null;
+    return compareRuns(compared, baseline);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Re-attaching after a reload
+
+  /**
+   * Watches every run on disk that says it is running (started by an earlier engine or window): its
+   * events are tailed and a dead process is reported as failed. Returns the runs picked up.
+   */
+  attach(): RunInfo[] {
+    const picked: RunInfo[] = [];
+    for (const info of this.store.listAll()) {
+      if (info.state !== 'running' || this.watched.has(info.key)) continue;
+      const w = this.watch(info.key);
+      const card = this.store.readCard(info.key);
+      if (card?.pgid) w.pgid = card.pgid;
+      picked.push(info);
+    }
+    if (picked.length) this.ensureTimer();
+    for (const info of picked) this.pollRun(this.watched.get(info.key)!);
+    return picked;
+  }
+
+  /** Stops polling. Workers keep running (they are detached); a new engine can attach to them. */
+  dispose(): void {
+    this.disposed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.removeAllListeners();
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Internals
+
+  private mustGet(key: RunKey): RunInfo {
+    const info = this.store.getRun(key);
+    if (!info) throw new Error(`no run ${key} in ${this.store.root}`);
+    return info;
+  }
+
+  private watch(key: RunKey): Watched {
+    let w = this.watched.get(key);
+    if (!w) {
+      w = { key, tailer: new EventTailer(this.store.eventsPath(key)), series: new RunSeries(), nonMetric: [], skipped: [], waiters: [], finished: false };
+      this.watched.set(key, w);
+      this.ensureTimer();
+    }
+    return w;
+  }
+
+  private ensureTimer(): void {
+    if (this.timer || this.disposed) return;
+    this.timer = setInterval(() => this.tick(), this.opts.pollIntervalMs ?? 250);
+  }
+
+  private tick(): void {
+    for (const w of this.watched.values()) {
+      if (w.finished) continue;
+      try {
+        this.pollRun(w);
+      } catch (err) {
+        this.emit('warning', { key: w.key, message: `polling failed: ${(err as Error).message}` });
+      }
+    }
+    if (![...this.watched.values()].some((w) => !w.finished) && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** The queue job of one run: launch, wait for the process to exit, settle the state. */
+  private async execute(key: RunKey, resume: boolean): Promise<void> {
+    const w = this.watch(key);
+    const dir = this.store.runDir(key);
+    const done = new Promise<void>((resolve) => (w.release = resolve));
+    try {
+      endWithNewline(this.store.eventsPath(key));
+      const worker = await launchWorker(
+        {
+          python: this.opts.python,
+          nativeWorkerDir: this.opts.nativeWorkerDir,
+          launcher: this.opts.launcher,
+          nproc: this.opts.nproc,
+          env: this.opts.env,
+        } satisfies LaunchOptions,
+        { runDir: dir, configPath: join(dir, 'config.json'), resume },
+      );
+      w.pgid = worker.pid;
+      this.store.updateCard(key, (c) => (c.pgid = worker.pid));
+      worker.exited.then((exit) => {
+        w.exit = exit;
+        this.pollRun(w);
+      });
+    } catch (err) {
+      w.exit = { exitCode: null, signal: null, error: (err as Error).message };
+      this.pollRun(w);
+    }
+    this.pollRun(w);
+    await done;
+  }
+
+  /** Reads new events and the status of one watched run and emits what changed. */
+  private pollRun(w: Watched): void {
+    if (w.finished) return;
+    const exited = w.exit !== undefined;
+    const chunk = exited ? w.tailer.finish() : w.tailer.read();
+    if (chunk.skipped.length) {
+      w.skipped.push(...chunk.skipped);
+      if (w.skipped.length > 200) w.skipped.splice(0, w.skipped.length - 200);
+      for (const s of chunk.skipped) this.emit('warning', { key: w.key, message: `events.jsonl line ${s.line} skipped: ${s.reason}` });
+    }
+    if (chunk.events.length) {
+      const appended = w.series.add(chunk.events);
+      const others = chunk.events.filter((e) => e.type !== 'metric' && e.type !== 'eval');
+      w.nonMetric.push(...others);
+      if (w.nonMetric.length > NON_METRIC_KEEP) w.nonMetric.splice(0, w.nonMetric.length - NON_METRIC_KEEP);
+      this.emit('metrics-appended', { key: w.key, train: appended.train, eval: appended.eval, events: others, reset: appended.reset });
+    }
+
+    let status = this.store.readStatus(w.key);
+    if (!status) return;
+    // A worker that exited before writing its own status (cannot start Python, import error) is "running"
+    // from the engine's point of view: it was launched.
+    if (exited && status.state === 'queued') status = { ...status, state: 'running' };
+    const verdict = reconcile({
+      status,
+      finished: w.series.finished?.status,
+      pidAlive: status.pid ? pidAlive(status.pid) : undefined,
+      sameHost: !status.host || status.host === hostname(),
+      exitCode: exited ? (w.exit!.exitCode ?? null) : undefined,
+      logTail: () => [w.exit?.error ? `[engine] ${w.exit.error}` : '', this.store.logTail(w.key, 20)].filter(Boolean).join('\n'),
+    });
+    if (verdict.write) this.store.writeStatus(w.key, (status = verdict.write));
+    const text = `${status.state}|${status.step ?? 0}|${status.pid ?? ''}|${status.updated_at}`;
+    const changed = text !== w.lastStatusText;
+    w.lastStatusText = text;
+    if (changed) {
+      const info = this.store.getRun(w.key);
+      if (info) this.emit('run-updated', info);
+    }
+    // Over when the state is terminal and, for a worker we launched, the process has exited (so the
+    // queue slot is free only when the CPU is).
+    const launchedHere = w.release !== undefined;
+    if (isTerminal(status.state) && (!launchedHere || exited)) void this.finish(w.key);
+  }
+
+  private async finish(key: RunKey): Promise<void> {
+    const w = this.watch(key);
+    if (w.finished) return;
+    w.finished = true;
+    const summary = summarizeRun(w.series);
+    this.store.updateCard(key, (c) => (c.summary = summary));
+    const info = this.mustGet(key);
+    this.emit('run-finished', info);
+    const waiters = w.waiters;
+    w.waiters = [];
+    for (const resolve of waiters) resolve(info);
+    const release = w.release;
+    w.release = undefined;
+    release?.();
+  }
+}
+
+export type { RunInfo, RunKey, ExperimentInfo } from './runStore';
+export type { TrainPoint, EvalPoint } from './series';
+export type { RunStatus };

@@ -1,0 +1,356 @@
+// Run and comparison tabs: one WebviewPanel per run / per comparison target, restored after a reload by
+// WebviewPanelSerializer. The host owns the data: on `ready` it sends a snapshot, then only deltas
+// (engine `metrics-appended` → `append`, `run-updated` → `runs`). No retainContextWhenHidden: a hidden
+// panel's webview is rebuilt on show and asks for a snapshot again.
+import { writeFileSync } from 'node:fs';
+import * as vscode from 'vscode';
+import { compareRuns, type ComparedRun, tableColumns, type Comparison } from '../core/compare';
+import type { Engine, MetricsDelta } from '../core/engine';
+import { readAllEvents } from '../core/events';
+import type { RunInfo, RunKey } from '../core/runStore';
+import { RunSeries } from '../core/series';
+import { type HostMessage, type MetricKey, type PanelKind, type PanelTarget, parseWebviewMessage, type RunView, type SummaryTable, toCsv, type WebviewMessage } from '../shared/messages';
+import { localResourceRoots, webviewHtml } from './html';
+import { runView, SentSeries, toColumns } from './panelData';
+
+export const RUN_VIEW_TYPE = 'riemannlora.run';
+export const COMPARE_VIEW_TYPE = 'riemannlora.compare';
+
+/** What a comparison shows: all runs of an experiment, or a chosen set of runs. */
+export type CompareTarget = { experiment: string } | { runs: RunKey[] };
+
+/** Persisted with the webview state so the serializer knows what to restore. */
+interface PersistedTarget {
+  target?: PanelTarget;
+}
+
+export interface PanelHost {
+  engine: () => Engine | undefined;
+  extensionUri: vscode.Uri;
+  log: vscode.LogOutputChannel;
+  runCommand: (command: 'openRun' | 'showLog' | 'stopRun' | 'resumeRun', key: RunKey) => void;
+}
+
+abstract class Panel {
+  protected sent = new SentSeries();
+  protected ready = false;
+  private tableTimer: NodeJS.Timeout | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    protected readonly host: PanelHost,
+    readonly kind: PanelKind,
+    readonly id: string,
+  ) {
+    panel.webview.options = { enableScripts: true, localResourceRoots: localResourceRoots(host.extensionUri) };
+    panel.iconPath = vscode.Uri.joinPath(host.extensionUri, 'media', 'riemannlora.svg');
+    panel.webview.html = webviewHtml(panel.webview, host.extensionUri, kind, panel.title);
+    this.disposables.push(
+      panel.webview.onDidReceiveMessage((raw: unknown) => {
+        const m = parseWebviewMessage(raw);
+        if (!m) {
+          host.log.warn(`ignored a malformed message from the ${kind} webview: ${JSON.stringify(raw)?.slice(0, 200)}`);
+          return;
+        }
+        void this.onMessage(m);
+      }),
+      // A hidden webview is torn down (no retainContextWhenHidden); it posts `ready` again when shown.
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.ready = false;
+      }),
+    );
+    const engine = host.engine();
+    if (engine) {
+      const onMetrics = (d: MetricsDelta) => this.onMetrics(d);
+      const onRun = (info: RunInfo) => this.onRun(info);
+      engine.on('metrics-appended', onMetrics);
+      engine.on('run-updated', onRun);
+      engine.on('run-finished', onRun);
+      engine.on('run-added', onRun);
+      this.disposables.push({
+        dispose: () => {
+          engine.off('metrics-appended', onMetrics);
+          engine.off('run-updated', onRun);
+          engine.off('run-finished', onRun);
+          engine.off('run-added', onRun);
+        },
+      });
+    }
+    panel.onDidDispose(() => this.dispose());
+  }
+
+  abstract runKeys(): RunKey[];
+  protected abstract title(): string;
+  protected abstract target(): PanelTarget;
+  protected table(): SummaryTable | undefined {
+    return undefined;
+  }
+
+  protected post(m: HostMessage): void {
+    void this.panel.webview.postMessage(m);
+  }
+
+  private snapshotting = false;
+
+  /** Everything the webview needs, from disk (through the engine), and the offsets reset. */
+  sendSnapshot(): void {
+    const engine = this.host.engine();
+    if (!engine) return;
+    this.snapshotting = true;
+    try {
+      const runs: RunView[] = [];
+      const series = [];
+      for (const key of this.runKeys()) {
+        if (!engine.get(key)) continue;
+        // engine.snapshot polls a watched run first: deltas it emits meanwhile are part of the snapshot.
+        const snap = engine.snapshot(key);
+        runs.push(runView(snap.info, snap.config, { events: snap.events, logTail: snap.logTail }));
+        series.push(...this.sent.snapshot(key, snap.train, snap.eval));
+      }
+      this.post({ type: 'snapshot', kind: this.kind, target: this.target(), title: this.title(), runs, series, table: this.table() });
+      this.ready = true;
+    } finally {
+      this.snapshotting = false;
+    }
+  }
+
+  private onMetrics(d: MetricsDelta): void {
+    if (!this.ready || this.snapshotting || !this.runKeys().includes(d.key)) return;
+    if (d.reset) {
+      this.sendSnapshot();
+      return;
+    }
+    const series = this.sent.delta(d.key, d.train, d.eval);
+    if (series.length) this.post({ type: 'append', series });
+    if (d.events.some((e) => e.type === 'started' || e.type === 'error' || e.type === 'finished')) this.sendRuns();
+  }
+
+  private onRun(info: RunInfo): void {
+    if (!this.ready) return;
+    if (this.kind === 'compare' && !this.runKeys().includes(info.key)) {
+      // A run added to a compared experiment: start over so it gets its colour and legend entry.
+      if (this instanceof ComparePanel && this.covers(info)) this.sendSnapshot();
+      return;
+    }
+    if (!this.runKeys().includes(info.key)) return;
+    this.sendRuns();
+  }
+
+  /** Status, summaries and the table, at most twice a second. */
+  protected sendRuns(): void {
+    if (this.tableTimer) return;
+    this.tableTimer = setTimeout(() => {
+      this.tableTimer = undefined;
+      const engine = this.host.engine();
+      if (!engine || !this.ready) return;
+      const runs = this.runKeys()
+        .map((k) => engine.get(k))
+        .filter((i): i is RunInfo => !!i)
+        .map((info) => {
+          const failed = info.state === 'failed' || info.state === 'diverged';
+          return runView(info, engine.store.readConfig(info.key), failed ? { logTail: engine.store.logTail(info.key, 40) } : {});
+        });
+      this.post({ type: 'runs', runs, table: this.table() });
+    }, 500);
+  }
+
+  private async onMessage(m: WebviewMessage): Promise<void> {
+    switch (m.type) {
+      case 'ready':
+        this.sendSnapshot();
+        return;
+      case 'command':
+        if (this.runKeys().includes(m.run)) this.host.runCommand(m.command, m.run);
+        return;
+      case 'exportCsv':
+        this.post({ type: 'result', requestId: m.requestId, ...(await this.exportCsv(m.runs.filter((r) => this.runKeys().includes(r)), m.metrics)) });
+        return;
+      case 'exportPng':
+        this.post({ type: 'result', requestId: m.requestId, ...(await this.exportPng(m.dataUrl, m.name)) });
+        return;
+    }
+  }
+
+  private async exportCsv(runs: RunKey[], metrics: MetricKey[]): Promise<{ ok: boolean; message?: string }> {
+    const engine = this.host.engine();
+    if (!engine || !runs.length) return { ok: false, message: 'no runs selected' };
+    const uri = await vscode.window.showSaveDialog({ filters: { CSV: ['csv'] }, saveLabel: 'Export CSV', defaultUri: this.defaultUri(`${this.title()}.csv`) });
+    if (!uri) return { ok: false, message: 'export cancelled' };
+    // Full resolution from the run directories, not from what the chart drew.
+    const rows = [];
+    for (const key of runs) {
+      const snap = engine.snapshot(key);
+      for (const [metric, c] of toColumns(snap.train, snap.eval)) {
+        if (metrics.length && !metrics.includes(metric)) continue;
+        rows.push({ run: key, label: snap.info.label, metric, ...c });
+      }
+    }
+    writeFileSync(uri.fsPath, toCsv(rows));
+    const points = rows.reduce((n, r) => n + r.step.length, 0);
+    this.host.log.info(`exported ${points} points of ${runs.length} runs to ${uri.fsPath}`);
+    return { ok: true, message: `exported ${points.toLocaleString()} points of ${runs.length} runs to ${uri.fsPath}` };
+  }
+
+  private async exportPng(dataUrl: string, name: string): Promise<{ ok: boolean; message?: string }> {
+    const uri = await vscode.window.showSaveDialog({ filters: { PNG: ['png'] }, saveLabel: 'Export PNG', defaultUri: this.defaultUri(`${name.replace(/[^\w.-]+/g, '-')}.png`) });
+    if (!uri) return { ok: false, message: 'export cancelled' };
+    writeFileSync(uri.fsPath, Buffer.from(dataUrl.slice(dataUrl.indexOf(',') + 1), 'base64'));
+    return { ok: true, message: `saved ${uri.fsPath}` };
+  }
+
+  private defaultUri(file: string): vscode.Uri | undefined {
+    const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+    return folder ? vscode.Uri.joinPath(folder, file.replace(/[\\/:]+/g, '-')) : undefined;
+  }
+
+  dispose(): void {
+    if (this.tableTimer) clearTimeout(this.tableTimer);
+    for (const d of this.disposables) d.dispose();
+    this.disposables.length = 0;
+  }
+}
+
+export class RunPanel extends Panel {
+  constructor(panel: vscode.WebviewPanel, host: PanelHost, readonly key: RunKey) {
+    super(panel, host, 'run', key);
+  }
+  runKeys(): RunKey[] {
+    return [this.key];
+  }
+  protected title(): string {
+    return this.host.engine()?.get(this.key)?.label ?? this.key;
+  }
+  protected target(): PanelTarget {
+    return { kind: 'run', run: this.key };
+  }
+}
+
+export class ComparePanel extends Panel {
+  private keys: RunKey[] = [];
+
+  constructor(panel: vscode.WebviewPanel, host: PanelHost, readonly what: CompareTarget) {
+    super(panel, host, 'compare', 'experiment' in what ? `experiment:${what.experiment}` : `runs:${what.runs.join(',')}`);
+    this.refreshKeys();
+  }
+
+  covers(info: RunInfo): boolean {
+    return 'experiment' in this.what && info.experiment === this.what.experiment;
+  }
+
+  private refreshKeys(): void {
+    const engine = this.host.engine();
+    if ('experiment' in this.what) this.keys = engine ? engine.runs(this.what.experiment).map((r) => r.key) : [];
+    else this.keys = this.what.runs.filter((k) => !engine || engine.get(k));
+  }
+
+  override sendSnapshot(): void {
+    this.refreshKeys();
+    super.sendSnapshot();
+  }
+
+  runKeys(): RunKey[] {
+    return this.keys;
+  }
+
+  protected target(): PanelTarget {
+    return 'experiment' in this.what ? { kind: 'compare', experiment: this.what.experiment } : { kind: 'compare', runs: this.what.runs };
+  }
+
+  protected title(): string {
+    const engine = this.host.engine();
+    if ('experiment' in this.what) return engine?.store.getExperiment(this.what.experiment)?.name ?? this.what.experiment;
+    return `Comparison of ${this.what.runs.length} runs`;
+  }
+
+  protected override table(): SummaryTable | undefined {
+    const engine = this.host.engine();
+    if (!engine || !this.keys.length) return undefined;
+    let c: Comparison;
+    if ('experiment' in this.what) {
+      c = engine.comparison(this.what.experiment);
+    } else {
+      const runs: ComparedRun[] = this.keys.map((key) => {
+        const info = engine.get(key)!;
+        const series = new RunSeries();
+        series.add(readAllEvents(engine.store.eventsPath(key)).events);
+        return { key, label: info.label, method: info.method, state: info.state, series };
+      });
+      c = compareRuns(runs, null);
+    }
+    const note =
+      c.target_loss !== null
+        ? `Target: the baseline's final loss ${Number(c.target_loss.toPrecision(4))} (train loss, trailing mean over 5% of the logged steps). Speedup: the baseline's steps to the target over this run's.`
+        : undefined;
+    return { columns: tableColumns(c), rows: c.rows.map((r) => r.key), note };
+  }
+}
+
+/** Opens, reveals and restores panels; one per run and one per comparison target. */
+export class PanelManager implements vscode.Disposable {
+  private panels = new Map<string, Panel>();
+
+  constructor(private readonly host: PanelHost) {}
+
+  register(context: vscode.ExtensionContext): void {
+    const restore = (kind: PanelKind) => ({
+      deserializeWebviewPanel: async (panel: vscode.WebviewPanel, state: unknown) => {
+        const t = (state as PersistedTarget | undefined)?.target;
+        if (kind === 'run' && t?.run) this.adopt(new RunPanel(panel, this.host, t.run));
+        else if (kind === 'compare' && t?.experiment) this.adopt(new ComparePanel(panel, this.host, { experiment: t.experiment }));
+        else if (kind === 'compare' && t?.runs?.length) this.adopt(new ComparePanel(panel, this.host, { runs: t.runs }));
+        else panel.dispose(); // nothing to show: an older state without a target
+      },
+    });
+    context.subscriptions.push(
+      vscode.window.registerWebviewPanelSerializer(RUN_VIEW_TYPE, restore('run')),
+      vscode.window.registerWebviewPanelSerializer(COMPARE_VIEW_TYPE, restore('compare')),
+    );
+  }
+
+  private adopt(p: Panel): Panel {
+    this.panels.set(`${p.kind}:${p.id}`, p);
+    p.panel.onDidDispose(() => this.panels.delete(`${p.kind}:${p.id}`));
+    return p;
+  }
+
+  openRun(key: RunKey): void {
+    const existing = this.panels.get(`run:${key}`);
+    if (existing) {
+      existing.panel.reveal();
+      return;
+    }
+    const label = this.host.engine()?.get(key)?.label ?? key;
+    const panel = vscode.window.createWebviewPanel(RUN_VIEW_TYPE, label, vscode.ViewColumn.Active, {
+      enableScripts: true,
+      localResourceRoots: localResourceRoots(this.host.extensionUri),
+    });
+    this.adopt(new RunPanel(panel, this.host, key));
+  }
+
+  openComparison(target: CompareTarget): void {
+    const id = 'experiment' in target ? `experiment:${target.experiment}` : `runs:${target.runs.join(',')}`;
+    const existing = this.panels.get(`compare:${id}`);
+    if (existing) {
+      existing.panel.reveal();
+      return;
+    }
+    const engine = this.host.engine();
+    const title = 'experiment' in target ? (engine?.store.getExperiment(target.experiment)?.name ?? target.experiment) : `Comparison (${target.runs.length} runs)`;
+    const panel = vscode.window.createWebviewPanel(COMPARE_VIEW_TYPE, title, vscode.ViewColumn.Active, {
+      enableScripts: true,
+      localResourceRoots: localResourceRoots(this.host.extensionUri),
+    });
+    this.adopt(new ComparePanel(panel, this.host, target));
+  }
+
+  /** Panels re-read everything (the engine was replaced, e.g. the runs root changed). */
+  refreshAll(): void {
+    for (const p of this.panels.values()) p.sendSnapshot();
+  }
+
+  dispose(): void {
+    for (const p of this.panels.values()) p.panel.dispose();
+    this.panels.clear();
+  }
+}

@@ -1,0 +1,172 @@
+// The one message contract between the extension host (src/panels/) and the webviews (webview/).
+// Imported by both sides: no `vscode`, no Node, no DOM imports here.
+//
+// Protocol (reference vscode.md, "Webview rules"):
+//   1. The webview posts `ready` once its script runs (and again after it lost track: see offsets).
+//   2. The host answers with a `snapshot`: every run shown and every point it has, per (run, metric).
+//   3. After that only deltas: `append` (new points) and `runs` (status, summaries, errors, the table).
+//   4. Requests that need an answer carry a `requestId`; the host answers with `result`.
+// Every series chunk carries the index of its first point (`offset`). The webview appends a chunk only
+// when the offset equals what it holds, so no point is lost or doubled; on a gap it posts `ready` again
+// and gets a fresh snapshot.
+import type { RunState } from '../core/runState';
+
+/** Train-split metrics of the worker's `metric` events, plus eval loss and eval metrics ("eval:<name>"). */
+export const BUILTIN_METRICS = ['loss', 'eval_loss', 'lr', 'grad_norm', 'tokens_per_s', 'memory_bytes'] as const;
+export type BuiltinMetric = (typeof BUILTIN_METRICS)[number];
+export type MetricKey = BuiltinMetric | `eval:${string}`;
+
+export const METRIC_LABELS: Record<BuiltinMetric, string> = {
+  loss: 'train loss',
+  eval_loss: 'eval loss',
+  lr: 'learning rate',
+  grad_norm: 'gradient norm',
+  tokens_per_s: 'tokens/s',
+  memory_bytes: 'memory',
+};
+
+export const metricLabel = (m: MetricKey): string => (m.startsWith('eval:') ? `eval ${m.slice(5)}` : METRIC_LABELS[m as BuiltinMetric]);
+
+export function isMetricKey(x: unknown): x is MetricKey {
+  return typeof x === 'string' && ((BUILTIN_METRICS as readonly string[]).includes(x) || (x.startsWith('eval:') && x.length > 5));
+}
+
+/**
+ * Points of one metric of one run, sorted by step. `time` is wall-clock seconds since the epoch; NaN in
+ * `value` stands for a NaN/inf loss (JSON null in the events). Typed arrays travel efficiently.
+ */
+export interface SeriesChunk {
+  run: string;
+  metric: MetricKey;
+  /** Index of the first point of this chunk in the run's series of this metric. */
+  offset: number;
+  step: Float64Array;
+  time: Float64Array;
+  value: Float64Array;
+}
+
+export interface RunErrorView {
+  kind: string;
+  message: string;
+  hint?: string;
+}
+
+/** What the webviews show about a run besides its points. */
+export interface RunView {
+  /** "<experiment>/<run>" (the engine's run key). */
+  key: string;
+  experiment: string;
+  label: string;
+  /** "optimizer+init". */
+  method: string;
+  state: RunState;
+  step: number;
+  totalSteps: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  device?: string;
+  /** "name: value" lines summarizing the config (tooltip, hover, header). */
+  config: string[];
+  finalLoss: number | null;
+  bestLoss: number | null;
+  wallSeconds: number | null;
+  peakMemory: number | null;
+  error?: RunErrorView;
+  /** Last lines of worker.log, for failed runs. */
+  logTail?: string;
+}
+
+/** The comparison table: columns of pre-formatted cells, one cell per run in `runs` order. */
+export interface SummaryTable {
+  columns: { header: string; cells: string[] }[];
+  /** Run key of each row. */
+  rows: string[];
+  note?: string;
+}
+
+export type PanelKind = 'run' | 'compare';
+
+/** What a panel shows; the webview keeps it in its state so the panel is restored after a reload. */
+export interface PanelTarget {
+  kind: PanelKind;
+  run?: string;
+  experiment?: string;
+  runs?: string[];
+}
+
+export type HostMessage =
+  | { type: 'snapshot'; kind: PanelKind; target: PanelTarget; title: string; runs: RunView[]; series: SeriesChunk[]; table?: SummaryTable }
+  | { type: 'append'; series: SeriesChunk[] }
+  | { type: 'runs'; runs: RunView[]; table?: SummaryTable }
+  | { type: 'result'; requestId: number; ok: boolean; message?: string };
+
+export type WebviewCommand = 'openRun' | 'showLog' | 'stopRun' | 'resumeRun';
+
+export type WebviewMessage =
+  | { type: 'ready' }
+  /** CSV of every point (full resolution) of `metrics` of `runs`. */
+  | { type: 'exportCsv'; requestId: number; runs: string[]; metrics: MetricKey[] }
+  /** A PNG of the chart as a data: URL. */
+  | { type: 'exportPng'; requestId: number; dataUrl: string; name: string }
+  | { type: 'command'; command: WebviewCommand; run: string };
+
+const COMMANDS: readonly WebviewCommand[] = ['openRun', 'showLog', 'stopRun', 'resumeRun'];
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStrArr = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string');
+const isReqId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+
+/**
+ * The host trusts nothing the webview sends: returns the message when it is well formed, else undefined.
+ * PNG data must be a base64 PNG data URL.
+ */
+export function parseWebviewMessage(x: unknown): WebviewMessage | undefined {
+  if (!isObj(x)) return undefined;
+  switch (x.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'exportCsv':
+      if (!isReqId(x.requestId) || !isStrArr(x.runs) || !Array.isArray(x.metrics) || !x.metrics.every(isMetricKey)) return undefined;
+      return { type: 'exportCsv', requestId: x.requestId, runs: x.runs, metrics: x.metrics };
+    case 'exportPng':
+      if (!isReqId(x.requestId) || typeof x.dataUrl !== 'string' || !x.dataUrl.startsWith('data:image/png;base64,')) return undefined;
+      return { type: 'exportPng', requestId: x.requestId, dataUrl: x.dataUrl, name: typeof x.name === 'string' ? x.name : 'chart' };
+    case 'command':
+      if (!COMMANDS.includes(x.command as WebviewCommand) || typeof x.run !== 'string') return undefined;
+      return { type: 'command', command: x.command as WebviewCommand, run: x.run };
+    default:
+      return undefined;
+  }
+}
+
+/** Builds a chunk from plain arrays (host side). */
+export function chunk(run: string, metric: MetricKey, offset: number, step: ArrayLike<number>, time: ArrayLike<number>, value: ArrayLike<number>): SeriesChunk {
+  if (step.length !== time.length || step.length !== value.length) throw new Error(`series chunk of ${run} ${metric}: columns differ in length`);
+  return { run, metric, offset, step: Float64Array.from(step), time: Float64Array.from(time), value: Float64Array.from(value) };
+}
+
+/**
+ * Revives a chunk that went through a serializer that turned typed arrays into plain arrays or
+ * index-keyed objects (older webview hosts do): the webview always works on Float64Array.
+ */
+export function reviveChunk(c: SeriesChunk): SeriesChunk {
+  const col = (a: unknown): Float64Array => {
+    if (a instanceof Float64Array) return a;
+    if (Array.isArray(a)) return Float64Array.from(a, (v) => (v === null ? NaN : Number(v)));
+    if (isObj(a)) return Float64Array.from(Object.keys(a).sort((p, q) => Number(p) - Number(q)), (k) => Number(a[k]));
+    return new Float64Array(0);
+  };
+  return { ...c, step: col(c.step), time: col(c.time), value: col(c.value) };
+}
+
+/** CSV of full-resolution points: one row per (run, metric, point). */
+export function toCsv(rows: { run: string; label: string; metric: MetricKey; step: ArrayLike<number>; time: ArrayLike<number>; value: ArrayLike<number> }[]): string {
+  const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
+  const out = ['run,label,metric,step,wall_time,value'];
+  for (const r of rows) {
+    for (let i = 0; i < r.step.length; i++) {
+      const v = r.value[i]!;
+      out.push(`${esc(r.run)},${esc(r.label)},${r.metric},${r.step[i]},${r.time[i]},${Number.isFinite(v) ? v : ''}`);
+    }
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,294 @@
+// The end-to-end harness: a real VS Code (code-server 4.100.3, built by scripts/setup-code-server.sh) in
+// Debian's Chromium driven by playwright-core. Recipe: the shared reference vscode.md.
+//
+// Inputs (the suite FAILS, never skips, when one is missing):
+//   RLORA_E2E_HARNESS  the harness folder (default ~/.cache/riemannlora-lab/e2e-harness-4.100.3)
+//   RLORA_PYTHON       the Python that runs the worker (default <repo>/.venv/bin/python)
+//   RLORA_CHROMIUM     the browser (default /usr/bin/chromium)
+// Screenshots of every stage go to test-results/e2e/.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import type { Browser, FrameLocator, Page } from 'playwright-core';
+
+export const ROOT = resolve(__dirname, '..', '..');
+export const SHOTS = join(ROOT, 'test-results', 'e2e');
+const CS_VERSION = '4.100.3';
+
+export interface Environment {
+  harness: string;
+  codeServer: string;
+  python: string;
+  chromium: string;
+}
+
+/** Where everything is; throws (the test fails) with the fix when something is missing. */
+export function environment(): Environment {
+  const harness =
+    process.env.RLORA_E2E_HARNESS ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'riemannlora-lab', `e2e-harness-${CS_VERSION}`);
+  const codeServer = join(harness, 'node_modules', '.bin', 'code-server');
+  if (!existsSync(codeServer)) {
+    throw new Error(`code-server not found at ${codeServer}: run \`bash scripts/setup-code-server.sh\` (or set RLORA_E2E_HARNESS)`);
+  }
+  const python = process.env.RLORA_PYTHON ?? join(ROOT, '.venv', 'bin', 'python');
+  if (!existsSync(python)) throw new Error(`Python not found at ${python}: run \`npm run setup\` (or set RLORA_PYTHON)`);
+  const chromium = process.env.RLORA_CHROMIUM ?? '/usr/bin/chromium';
+  if (!existsSync(chromium)) throw new Error(`Chromium not found at ${chromium}: apt-get install chromium (or set RLORA_CHROMIUM)`);
+  return { harness, codeServer, python, chromium };
+}
+
+/** playwright-core from the harness folder (falls back to the repository's copy). */
+function playwright(env: Environment): typeof import('playwright-core') {
+  const req = createRequire(join(env.harness, 'package.json'));
+  try {
+    return req('playwright-core') as typeof import('playwright-core');
+  } catch {
+    return createRequire(__filename)('playwright-core') as typeof import('playwright-core');
+  }
+}
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; publisher: string; version: string };
+export const EXTENSION_ID = `${pkg.publisher}.${pkg.name}`;
+
+/**
+ * Installs the built extension (dist/ must be current: the test runner builds first) the way a VSIX would
+ * lay it out: an unpacked copy in the extensions folder, with the worker's Python sources and the schemas.
+ */
+export function installExtension(extensionsDir: string): string {
+  if (!existsSync(join(ROOT, 'dist', 'extension.js'))) throw new Error('dist/extension.js is missing: run `node esbuild.mjs` first');
+  const dest = join(extensionsDir, `${EXTENSION_ID}-${pkg.version}`);
+  rmSync(dest, { recursive: true, force: true });
+  mkdirSync(dest, { recursive: true });
+  for (const item of ['package.json', 'dist', 'media', 'schema', 'LICENSE', 'README.md']) {
+    if (existsSync(join(ROOT, item))) cpSync(join(ROOT, item), join(dest, item), { recursive: true, filter: (src) => !src.endsWith('.map') && !src.endsWith('.vsix') });
+  }
+  cpSync(join(ROOT, 'native-worker', 'riemannlora'), join(dest, 'native-worker', 'riemannlora'), {
+    recursive: true,
+    filter: (src) => !src.includes('__pycache__') && !src.endsWith('.pyc'),
+  });
+  return dest;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface SessionOptions {
+  /** Files to create in the workspace (relative path → content). */
+  files?: Record<string, string>;
+  /** User settings on top of the defaults below. */
+  settings?: Record<string, unknown>;
+  /** false: Workspace Trust is on and the folder opens in Restricted Mode. */
+  trusted?: boolean;
+  /** Colour theme (default: Dark Modern). */
+  theme?: string;
+}
+
+export class Session {
+  page!: Page;
+  private browser!: Browser;
+  private server!: ChildProcess;
+  private serverLog = '';
+  readonly dir: string;
+  readonly workspace: string;
+  readonly userData: string;
+  readonly extensions: string;
+  port = 0;
+
+  constructor(
+    readonly env: Environment,
+    readonly opts: SessionOptions = {},
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), 'rlora-e2e-'));
+    this.workspace = join(this.dir, 'workspace');
+    this.userData = join(this.dir, 'user-data');
+    this.extensions = join(this.dir, 'extensions');
+    mkdirSync(SHOTS, { recursive: true });
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(this.workspace)}`;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.workspace, { recursive: true });
+    for (const [rel, content] of Object.entries(this.opts.files ?? {})) {
+      mkdirSync(join(this.workspace, rel, '..'), { recursive: true });
+      writeFileSync(join(this.workspace, rel), content);
+    }
+    mkdirSync(join(this.userData, 'User'), { recursive: true });
+    const trusted = this.opts.trusted ?? true;
+    const settings = {
+      // Without this the Welcome page opens after F1 and closes the palette.
+      'workbench.startupEditor': 'none',
+      'workbench.colorTheme': this.opts.theme ?? 'Default Dark Modern',
+      'workbench.tips.enabled': false,
+      'extensions.ignoreRecommendations': true,
+      'telemetry.telemetryLevel': 'off',
+      'security.workspace.trust.startupPrompt': 'never',
+      'security.workspace.trust.banner': 'always',
+      'riemannlora.pythonPath': this.env.python,
+      ...this.opts.settings,
+    };
+    writeFileSync(join(this.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    installExtension(this.extensions);
+    this.port = await freePort();
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1' };
+    delete env.PORT; // it overrides --bind-addr
+    delete env.VSCODE_IPC_HOOK_CLI;
+    const args = [
+      '--auth', 'none',
+      '--bind-addr', `127.0.0.1:${this.port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--user-data-dir', this.userData,
+      '--extensions-dir', this.extensions,
+      ...(trusted ? ['--disable-workspace-trust'] : []),
+      this.workspace,
+    ];
+    // Own process group: the whole server tree is killed at the end (workers launched by the extension are
+    // detached on purpose and finish by themselves on the fast task).
+    this.server = spawn(this.env.codeServer, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const onData = (b: Buffer) => {
+      this.serverLog += b.toString();
+      if (this.serverLog.length > 200_000) this.serverLog = this.serverLog.slice(-100_000);
+    };
+    this.server.stdout?.on('data', onData);
+    this.server.stderr?.on('data', onData);
+    await this.waitForServer();
+    const pw = playwright(this.env);
+    this.browser = await pw.chromium.launch({
+      executablePath: this.env.chromium,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    const context = await this.browser.newContext({ viewport: { width: 1400, height: 900 } });
+    this.page = await context.newPage();
+    await this.openWorkbench();
+  }
+
+  private async waitForServer(): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (this.server.exitCode !== null) throw new Error(`code-server exited with ${this.server.exitCode}:\n${this.serverLog}`);
+      try {
+        const r = await fetch(`http://127.0.0.1:${this.port}/healthz`);
+        if (r.ok) return;
+      } catch {
+        /* not yet listening */
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(`code-server did not start within 60 s:\n${this.serverLog}`);
+  }
+
+  async openWorkbench(): Promise<void> {
+    await this.page.goto(this.url);
+    await this.page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    await this.waitForExtension();
+  }
+
+  /** Waits until our activity-bar container is there (the extension's contributions are loaded). */
+  async waitForExtension(): Promise<void> {
+    await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().waitFor({ timeout: 60_000 });
+  }
+
+  async reload(): Promise<void> {
+    await this.page.reload();
+    await this.page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    await this.waitForExtension();
+  }
+
+  /** Runs a command by its palette title (e.g. "RiemannLoRA: Run Demo Comparison"). */
+  async runCommand(title: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.page.keyboard.press('Escape');
+        await this.page.keyboard.press('F1');
+        const input = this.page.locator('.quick-input-widget input');
+        await input.waitFor({ state: 'visible', timeout: 5_000 });
+        await input.fill(`>${title}`);
+        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+        await row.waitFor({ timeout: 10_000 });
+        await input.press('Enter');
+        return;
+      } catch (err) {
+        if (attempt >= 1) throw err;
+      }
+    }
+  }
+
+  /** The items of the palette list for a query (the palette is left open). */
+  async paletteItems(query: string): Promise<string[]> {
+    await this.page.keyboard.press('Escape');
+    await this.page.keyboard.press('F1');
+    const input = this.page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 5_000 });
+    await input.fill(`>${query}`);
+    await this.page.locator('.quick-input-list .monaco-list-row').first().waitFor({ timeout: 10_000 });
+    return this.page.locator('.quick-input-list .monaco-list-row .label-name').allInnerTexts();
+  }
+
+  /** Opens the RiemannLoRA view container. */
+  async showExperiments(): Promise<void> {
+    const tree = this.page.locator('.pane-body [aria-label="Experiments"]');
+    if (await tree.isVisible().catch(() => false)) return;
+    await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().click();
+  }
+
+  /** Tree rows of the Experiments view as their visible text (label + description). */
+  experimentRows() {
+    return this.page.locator('.pane:has(.pane-header [aria-label^="Experiments"]) .monaco-list-row');
+  }
+
+  /** The content frame of the active webview (two iframes deep). */
+  webview(): FrameLocator {
+    return this.page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
+  }
+
+  notifications() {
+    return this.page.locator('.notifications-toasts .notification-toast');
+  }
+
+  async shot(name: string): Promise<string> {
+    const file = join(SHOTS, `${name}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  get log(): string {
+    return this.serverLog;
+  }
+
+  async stop(): Promise<void> {
+    await this.browser?.close().catch(() => undefined);
+    if (this.server?.pid) {
+      try {
+        process.kill(-this.server.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      try {
+        process.kill(-this.server.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  /** Removes the temporary folders (keep them with RLORA_E2E_KEEP=1 to look at a failure). */
+  cleanup(): void {
+    if (!process.env.RLORA_E2E_KEEP) rmSync(this.dir, { recursive: true, force: true });
+  }
+}

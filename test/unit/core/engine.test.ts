@@ -1,0 +1,121 @@
+// The engine's supervision logic against a fast stand-in worker (fake-worker.mjs, same file contract):
+// events become deltas, a worker that dies without `finished` is failed with its log tail, the queue
+// limit holds, queued runs can be cancelled, and a new engine re-attaches to what is on disk.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RunConfig } from '../../../src/core/config';
+import { Engine, type MetricsDelta } from '../../../src/core/engine';
+import type { RunInfo } from '../../../src/core/runStore';
+import { tempDir } from './helpers';
+
+const FAKE = join(import.meta.dirname, 'fake-worker.mjs');
+const config: RunConfig = { name: 'fake', task: { kind: 'synthetic-lowrank' }, adapter: { rank: 2 }, method: { init: 'loi', optimizer: 'riemannion' }, train: { steps: 20 } };
+
+let cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups) c();
+  cleanups = [];
+});
+
+function engine(env: Record<string, string> = {}, opts: { python?: string; maxConcurrent?: number; root?: string } = {}) {
+  const t = tempDir();
+  const e = new Engine({ root: opts.root ?? join(t.dir, 'runs'), python: opts.python ?? FAKE, nativeWorkerDir: t.dir, env, maxConcurrent: opts.maxConcurrent ?? 2, pollIntervalMs: 20 });
+  cleanups.push(() => e.dispose(), t.cleanup);
+  return { e, dir: t.dir };
+}
+
+describe('Engine (stand-in worker)', () => {
+  it('streams a completed run: added, updated, metric deltas with every point, finished with a summary', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '30', FAKE_STEP_MS: '10' });
+    const seen: string[] = [];
+    const deltas: MetricsDelta[] = [];
+    e.on('run-added', (i) => seen.push(`added:${i.state}`));
+    e.on('run-updated', (i) => seen.push(`updated:${i.state}`));
+    e.on('run-finished', (i) => seen.push(`finished:${i.state}`));
+    e.on('metrics-appended', (d) => deltas.push(d));
+    const info = e.createRun(config);
+    const done = await e.wait(info.key);
+    expect(done.state).toBe('completed');
+    expect(seen[0]).toBe('added:queued');
+    expect(seen).toContain('updated:running');
+    expect(seen[seen.length - 1]).toBe('finished:completed');
+    expect(deltas.flatMap((d) => d.train.map((p) => p.step))).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(deltas.flatMap((d) => d.events.map((ev) => ev.type))).toEqual(['started', 'finished']);
+    expect(done.summary?.steps).toBe(30);
+    expect(done.summary?.best_eval).toEqual({ name: 'loss', value: 1.1 / 30, step: 30 });
+    const snap = e.snapshot(info.key);
+    expect(snap.train).toHaveLength(30);
+    expect(snap.eval.map((p) => p.step)).toEqual([5, 10, 15, 20, 25, 30]);
+    expect(snap.config?.name).toBe('fake');
+    expect(e.list().map((r) => r.state)).toEqual(['completed']);
+  });
+
+  it('a worker that dies without `finished` is failed with the tail of worker.log; the cut line is reported', async () => {
+    const { e } = engine({ FAKE_MODE: 'crash', FAKE_STEPS: '10' });
+    const warnings: string[] = [];
+    e.on('warning', (w) => warnings.push(w.message));
+    const info = e.createRun(config);
+    const done = await e.wait(info.key);
+    expect(done.state).toBe('failed');
+    expect(done.exit_code).toBe(1);
+    expect(done.last_error?.message).toMatch(/exited with code 1/);
+    expect(done.last_error?.message).toContain('RuntimeError: boom from the fake worker');
+    expect(e.snapshot(info.key).train).toHaveLength(10); // every complete line before the crash
+    // started + 10 metrics + 2 evals, then the cut line 14
+    expect(warnings).toEqual([expect.stringMatching(/^events.jsonl line 14 skipped: not JSON/)]);
+  });
+
+  it('a worker that exits before writing any status is failed, not left queued', async () => {
+    const { e } = engine({ FAKE_MODE: 'silent-exit' });
+    const done = await e.wait(e.createRun(config).key);
+    expect(done.state).toBe('failed');
+    expect(done.last_error?.message).toContain('giving up before writing anything');
+  });
+
+  it('an interpreter that cannot be started fails the run with the reason', async () => {
+    const { e } = engine({}, { python: '/nonexistent/bin/python' });
+    const done = await e.wait(e.createRun(config).key);
+    expect(done.state).toBe('failed');
+    expect(done.last_error?.message).toMatch(/ENOENT|cannot start/);
+    expect(readFileSync(join(done.dir, 'worker.log'), 'utf8')).toContain('launching: "/nonexistent/bin/python" "-m" "riemannlora.worker" "run"');
+  });
+
+  it('runs at most maxConcurrent workers; a queued run can be cancelled (stopped)', async () => {
+    const { e, dir } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '15', FAKE_LOG: '' }, { maxConcurrent: 1 });
+    const log = join(dir, 'order.log');
+    e.configure({ env: { FAKE_MODE: 'complete', FAKE_STEPS: '15', FAKE_LOG: log } });
+    const runs = [0, 1, 2].map((i) => e.createRun({ ...config, name: `r${i}` }));
+    e.stop(runs[2]!.key);
+    expect(e.get(runs[2]!.key)?.state).toBe('stopped');
+    const done = await Promise.all(runs.map((r) => e.wait(r.key)));
+    expect(done.map((d) => d.state)).toEqual(['completed', 'completed', 'stopped']);
+    const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+    expect(lines).toEqual(['start', 'end', 'start', 'end']); // never two at once
+  });
+
+  it('a new engine attaches to a run left "running" by a vanished worker and fails it', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete' });
+    const info = e.createRun(config, { start: false });
+    // what a killed worker leaves: status running with a pid that no longer exists
+    e.store.writeStatus(info.key, { version: 1, state: 'running', pid: 2 ** 30, host: (await import('node:os')).hostname(), started_at: 1, updated_at: 2, step: 3 });
+    e.dispose();
+    const { e: e2 } = engine({}, { root: e.root });
+    const finished: RunInfo[] = [];
+    e2.on('run-finished', (i) => finished.push(i));
+    expect(e2.attach().map((r) => r.key)).toEqual([info.key]);
+    const done = await e2.wait(info.key);
+    expect(done.state).toBe('failed');
+    expect(done.last_error?.message).toMatch(/process is gone/);
+    expect(finished.map((f) => f.key)).toEqual([info.key]);
+  });
+
+  it('refuses what the state machine forbids', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '3' });
+    const info = e.createRun(config);
+    await e.wait(info.key);
+    expect(() => e.resume(info.key)).toThrow(/completed run cannot become queued/);
+    expect(() => e.start(info.key)).toThrow(/cannot become running/);
+    expect(() => e.createRun({ ...config, adapter: { rank: 0 } })).toThrow(/\/adapter\/rank/);
+  });
+});

@@ -1,0 +1,52 @@
+// The HTML report: self-contained (chart.js inlined, no network), the table and every run in it.
+import { describe, expect, it } from 'vitest';
+import { compareRuns } from '../../../src/core/compare';
+import { decimate, renderReport } from '../../../src/core/report';
+import { RunSeries } from '../../../src/core/series';
+import type { WorkerEvent } from '../../../src/core/events';
+
+function run(label: string, rate: number) {
+  const s = new RunSeries();
+  const ev: WorkerEvent[] = [];
+  for (let i = 1; i <= 50; i++) ev.push({ type: 'metric', version: 1, time: i, step: i, split: 'train', loss: Math.exp(-rate * i) });
+  ev.push({ type: 'eval', version: 1, time: 51, step: 50, metrics: { loss: 0.1, accuracy: 0.5 } });
+  s.add(ev);
+  return { key: `e/${label}`, label, method: 'm', state: 'completed', series: s };
+}
+
+describe('renderReport', () => {
+  it('inlines chart.js, embeds the data and the table, references nothing outside the file', () => {
+    const runs = [run('RiemannLoRA', 0.05), run('LoRA-AdamW </script><b>', 0.03)];
+    const html = renderReport({
+      title: 'Demo',
+      comparison: compareRuns(runs, 'e/LoRA-AdamW </script><b>'),
+      runs: runs.map((r) => ({ key: r.key, label: r.label, train: r.series.train, eval: r.series.eval })),
+      facts: { task: 'synthetic-lowrank' },
+    });
+    expect(html.length).toBeGreaterThan(100_000); // chart.js itself is inside
+    expect(html).toContain('Chart.js v4');
+    expect(html).not.toMatch(/<script[^>]+src=/i);
+    expect(html).not.toMatch(/<link\b/i);
+    expect(html).not.toMatch(/url\(\s*['"]?https?:/i);
+    expect(html).not.toMatch(/(src|href)=["']?https?:/i);
+    // the hostile label is escaped in the table and cannot close the data script
+    expect(html).toContain('LoRA-AdamW &lt;/script&gt;&lt;b&gt; (baseline)');
+    expect(html.match(/<\/script>/gi)).toHaveLength(3);
+    const data = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]!) as { runs: { label: string; raw: number[][] }[]; evalNames: string[] };
+    expect(data.runs.map((r) => r.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW </script><b>']);
+    expect(data.runs[0]!.raw).toHaveLength(50);
+    expect(data.evalNames).toEqual(['loss', 'accuracy']);
+    for (const h of ['method', 'final loss', 'best loss', 'best eval', 'steps to target', 'speedup', 'wall s', 'peak memory']) expect(html).toContain(`<th>${h}</th>`);
+  });
+});
+
+describe('decimate', () => {
+  it('keeps series short, in step order, and keeps the extremes (spikes) of every bucket', () => {
+    const pts = Array.from({ length: 10_000 }, (_, i) => ({ step: i, loss: i === 5003 ? 100 : Math.sin(i) }));
+    const d = decimate(pts, (p) => p.loss, 1000);
+    expect(d.length).toBeLessThanOrEqual(1000);
+    expect(d.some((p) => p.loss === 100)).toBe(true);
+    for (let i = 1; i < d.length; i++) expect(d[i]!.step).toBeGreaterThan(d[i - 1]!.step);
+    expect(decimate(pts.slice(0, 10), (p) => p.loss, 1000)).toHaveLength(10);
+  });
+});
