@@ -103,6 +103,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
     e.on('run-added', refresh);
     e.on('run-updated', refresh);
     e.on('run-finished', refresh);
+    e.on('metrics-appended', (d) => {
+      const last = d.train[d.train.length - 1];
+      if (!last) return;
+      tree.liveStep.set(d.key, last.step);
+      refresh();
+    });
     // Runs that a previous window (or the CLI) left running: follow them.
     const picked = e.attach();
     if (picked.length) log.info(`re-attached to ${picked.length} running run(s): ${picked.map((r) => r.key).join(', ')}`);

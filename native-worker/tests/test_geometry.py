@@ -8,6 +8,7 @@ import torch
 from riemannlora.adapters import inject_adapters
 from riemannlora.geometry import (
     FixedRankManifold,
+    TangentBasis,
     ortho_lr,
     orthonormal_basis,
     project_lr,
@@ -170,3 +171,42 @@ def test_one_backward_gives_riemannian_gradient():
 def test_manifold_rejects_bad_rank():
     with pytest.raises(ValueError, match="rank"):
         FixedRankManifold(5, 4, 5)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("case", ["full-rank", "rank-1", "zero", "out<2r"])
+def test_tangent_basis_represents_xi_with_orthonormal_bases(seed, case):
+    m = 5 if case == "out<2r" else M
+    man = FixedRankManifold(m, N, R)
+    g = torch.Generator().manual_seed(seed)
+    A_L, B = man.random_point(2, generator=g)
+    B_R = orthonormal_basis(B)
+    A_dot, B_dot = project_lr(
+        A_L, B_R, torch.randn(2, m, 4, dtype=F64, generator=g), torch.randn(2, N, 4, dtype=F64, generator=g)
+    )
+    if case == "rank-1":
+        A_dot, B_dot = project_lr(
+            A_L,
+            B_R,
+            torch.randn(2, m, 1, dtype=F64, generator=g),
+            torch.randn(2, N, 1, dtype=F64, generator=g),
+        )
+    if case == "zero":
+        A_dot, B_dot = torch.zeros_like(A_dot), torch.zeros_like(B_dot)
+    basis = TangentBasis(A_L, B_R, A_dot, B_dot)
+    assert basis.structured == (case == "full-rank")
+    k_L, k_R = basis.core.shape[-2:]
+    Q_L = basis.left(torch.eye(k_L, dtype=F64).expand(2, k_L, k_L))
+    Q_R = basis.right(torch.eye(k_R, dtype=F64).expand(2, k_R, k_R))
+    torch.testing.assert_close(
+        Q_L.mT @ Q_L, torch.eye(k_L, dtype=F64).expand(2, k_L, k_L), rtol=0, atol=1e-13
+    )
+    torch.testing.assert_close(
+        Q_R.mT @ Q_R, torch.eye(k_R, dtype=F64).expand(2, k_R, k_R), rtol=0, atol=1e-13
+    )
+    torch.testing.assert_close(
+        Q_L @ basis.core @ Q_R.mT, tangent_dense(A_L, B_R, A_dot, B_dot), rtol=0, atol=1e-13
+    )
+    torch.testing.assert_close(basis.left(basis.a), A_L, rtol=0, atol=1e-13)
+    torch.testing.assert_close(basis.right(basis.b), B_R, rtol=0, atol=1e-13)
+    torch.testing.assert_close(basis.right(basis.coords_of_B(B)), B, rtol=0, atol=1e-13)

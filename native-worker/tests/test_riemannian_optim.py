@@ -202,7 +202,7 @@ def test_state_dict_continuation_is_bitwise_identical(opt_cls):
     data = batches(4, 6, dtype=torch.float32)
 
     def build(seed):
-        net = make_net(4, dtype=torch.float32, layers=2)
+        net = make_net(4, dtype=torch.float32, layers=3)  # two 30×30 layers: one bucket
         torch.manual_seed(seed)  # different random adapter start: the checkpoint must restore everything
         inject_adapters(net, R, "all-linear")
         return net

@@ -34,8 +34,8 @@ def long_config():
             "warmup_steps": 5,
         },
         adapter={"rank": 2, "dropout": 0.1},  # dropout draws from the RNG: resume must restore its state
-        train={"steps": STEPS, "batch_size": 8, "device": "cpu", "seed": 5, "eval_interval": 7},
-        output={"checkpoint_interval": 5, "keep_checkpoints": 2, "export_adapter": False},
+        train={"steps": STEPS, "batch_size": 8, "device": "cpu", "seed": 5, "eval_interval": 10},
+        output={"checkpoint_interval": 100, "keep_checkpoints": 2, "export_adapter": False},
     )
 
 
@@ -59,7 +59,9 @@ def losses_by_step(events, split="train"):
     return {e["step"]: e["loss"] for e in events if e["type"] == "metric" and e["split"] == split}
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)], ids=["SIGINT", "SIGTERM"]
+)
 def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, sig):
     cfg_path = write_json(tmp_path / "cfg.json", long_config())
     run_dir = tmp_path / "run"
@@ -84,43 +86,64 @@ def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, s
     if sig == signal.SIGTERM:
         return  # the resume half runs once (SIGINT), to keep the suite fast
 
-    # --resume continues from the checkpoint to the end ...
+    # --resume continues from the checkpoint (stopped again 10+ steps later, to keep the test short) ...
     proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir), "--resume")
-    stdout, stderr = proc.communicate(timeout=300)
+    wait_for_steps(proc, run_dir, len(losses_by_step(events)) + 10)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     all_events = read_events(run_dir)
     assert_valid_events(all_events)
     resumed = all_events[len(events) :]
     started = next(e for e in resumed if e["type"] == "started")
     assert started["resumed"] is True and started["start_step"] == stopped_at
-    assert resumed[-1]["status"] == "completed"
     resumed_losses = losses_by_step(resumed)
-    assert sorted(resumed_losses) == list(range(stopped_at + 1, STEPS + 1))
+    last = max(resumed_losses)
+    assert sorted(resumed_losses) == list(range(stopped_at + 1, last + 1)) and last >= stopped_at + 10
 
-    # ... and computes exactly what an uninterrupted run computes (bit for bit, on CPU)
-    assert run_command(str(cfg_path), str(tmp_path / "ref"), stdout=io.StringIO()) == 0
+    # ... and computes exactly what an uninterrupted run computes up to that step (bit for bit, on CPU)
+    from test_training_loop import StopAfter
+
+    assert run_command(str(cfg_path), str(tmp_path / "ref"), stdout=io.StringIO(), stop=StopAfter(last)) == 0
     ref = read_events(tmp_path / "ref")
     ref_losses = losses_by_step(ref)
+    assert max(ref_losses) == last
     for step, loss in resumed_losses.items():
         assert loss == ref_losses[step], (
             f"step {step}: resumed {loss!r} != uninterrupted {ref_losses[step]!r}"
         )
-    assert losses_by_step(resumed, "eval") == {
-        k: v for k, v in losses_by_step(ref, "eval").items() if k > stopped_at
-    }
-    assert resumed[-1]["summary"]["final_eval"] == ref[-1]["summary"]["final_eval"]
     from riemannlora.worker.checkpoint import latest_checkpoint, load_checkpoint
 
-    a = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))["adapter"]
-    b = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))["adapter"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    a = load_checkpoint(latest_checkpoint(run_dir / "checkpoints"))
+    b = load_checkpoint(latest_checkpoint(tmp_path / "ref" / "checkpoints"))
+    assert a["step"] == b["step"] == last
+    assert a["adapter"].keys() == b["adapter"].keys()
+    assert all(torch.equal(a["adapter"][k], b["adapter"][k]) for k in a["adapter"])
+
+
+def test_sigterm_and_sigint_request_a_graceful_stop_and_a_second_one_aborts():
+    from riemannlora.worker.signals import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM)
+    stop = StopRequest().install()
+    try:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler runs between bytecodes of the main thread
+        assert stop.requested and stop.signal_name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    finally:
+        stop.uninstall()
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_kill_9_leaves_everything_flushed_and_status_running_with_a_dead_pid(tmp_path):
     cfg_path = write_json(tmp_path / "cfg.json", long_config())
     run_dir = tmp_path / "run"
     proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir))
-    wait_for_steps(proc, run_dir, 8)
+    wait_for_steps(proc, run_dir, 103)  # past the first interval checkpoint (step 100)
     proc.kill()  # SIGKILL: no handler, no cleanup
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -137,5 +160,5 @@ def test_kill_9_leaves_everything_flushed_and_status_running_with_a_dead_pid(tmp
     from riemannlora.worker.checkpoint import latest_checkpoint, load_checkpoint
 
     latest = latest_checkpoint(run_dir / "checkpoints")
-    assert latest is not None and load_checkpoint(latest)["step"] % 5 == 0
+    assert latest is not None and load_checkpoint(latest)["step"] % 100 == 0
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".tmp")]

@@ -13,11 +13,11 @@ Everything here is synthetic and produced on a CPU in a few minutes, determinist
 
 Run from native-worker/ (writes riemannlora/assets/default/, prints timings):
 
-    OMP_NUM_THREADS=2 python tools/make_default_assets.py            # data + tokenizer + pretraining
+    OMP_NUM_THREADS=1 python tools/make_default_assets.py            # data + tokenizer + pretraining
     python tools/make_default_assets.py --data-only --out /tmp/x     # the data files alone (seconds)
 
 The data files are byte-identical for a given seed. The weights are bit-identical for a given seed, torch
-build and thread count (`--threads`, default 2: CPU reductions split by thread count round differently).
+build and thread count (`--threads`, default 1: CPU reductions split by thread count round differently).
 Used by `riemannlora.assets` (the paths) and the `causal-lm` task (prompt/completion records, loss masked
 on the prompt, exact-match accuracy of greedy completions).
 """
@@ -76,8 +76,8 @@ def build_tokenizer():
 # The model
 
 MODEL = dict(
-    hidden_size=128,
-    intermediate_size=512,
+    hidden_size=96,
+    intermediate_size=384,
     num_hidden_layers=4,
     num_attention_heads=4,
     num_key_value_heads=4,
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1500, help="pretraining steps")
     p.add_argument("--batch", type=int, default=32, help="pretraining batch size")
     p.add_argument("--lr", type=float, default=3e-3, help="pretraining peak learning rate")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (part of bit-reproducibility)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (part of bit-reproducibility)")
     p.add_argument("--data-only", action="store_true", help="write data/ only, no tokenizer or model")
     args = p.parse_args(argv)
 

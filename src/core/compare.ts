@@ -1,7 +1,7 @@
 // Comparisons: sibling runs of one config with baseline methods, and the numbers that compare them.
 //
 // Definitions (shown in the report):
-//   smoothed loss   trailing mean of the train loss over a window of max(1, ceil(5% of the logged points))
+//   smoothed loss   trailing mean of the train loss over a window of max(1, ceil(10% of the logged points))
 //   final loss      the smoothed loss at the last logged step (the mean of the last window)
 //   best loss       the lowest smoothed loss
 //   steps to target the first step whose smoothed loss is <= the baseline's final loss
@@ -79,7 +79,7 @@ export function smooth(points: readonly TrainPoint[], window: number): { step: n
   return out;
 }
 
-export const smoothingWindow = (n: number): number => Math.max(1, Math.ceil(n * 0.05));
+export const smoothingWindow = (n: number): number => Math.max(1, Math.ceil(n * 0.1));
 
 /** First step whose smoothed loss is <= target; null when never reached. */
 export function stepsToTarget(points: readonly TrainPoint[], target: number, window = smoothingWindow(points.length)): number | null {
@@ -203,6 +203,6 @@ export function formatTable(c: Comparison): string {
   const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ');
   const out = [line(cols.map((col) => col.header)), widths.map((w) => '-'.repeat(w)).join('  ')];
   for (let i = 0; i < c.rows.length; i++) out.push(line(cols.map((col) => col.cells[i]!)));
-  if (c.target_loss !== null) out.push('', `target: the baseline's final loss ${fmt(c.target_loss)} (train loss, trailing mean over 5% of the logged steps)`);
+  if (c.target_loss !== null) out.push('', `target: the baseline's final loss ${fmt(c.target_loss)} (train loss, trailing mean over the last 10% of the logged steps)`);
   return out.join('\n');
 }

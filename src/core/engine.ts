@@ -85,6 +85,8 @@ interface Watched {
   /** Resolves the queue job when the run is over. */
   release?: () => void;
   finished: boolean;
+  /** stop() was called for the current launch. */
+  stopRequested?: boolean;
 }
 
 const NON_METRIC_KEEP = 500;
@@ -208,12 +210,17 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     if (info.state !== 'running' && info.state !== 'queued') return;
     const w = this.watched.get(key);
+    if (w) w.stopRequested = true;
     signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGINT');
   }
 
-  /** Kills a running worker at once (SIGKILL to its process group); the run becomes failed. */
+  /** Kills a running worker at once (SIGKILL to its process group); the run becomes failed. A queued run is cancelled. */
   kill(key: RunKey): void {
     const info = this.mustGet(key);
+    if (info.state === 'queued' && this.queue.has(key) && !this.queue.isRunning(key)) {
+      this.stop(key);
+      return;
+    }
     const w = this.watched.get(key);
     signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGKILL');
   }
@@ -223,7 +230,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const info = this.mustGet(key);
     const w = this.watched.get(key);
     if (!w && isTerminal(info.state)) return Promise.resolve(info);
-    if (w?.finished && isTerminal(info.state)) return Promise.resolve(info);
+    if (w?.finished && isTerminal(info.state)) return this.queue.whenFreed(key).then(() => this.mustGet(key));
     return new Promise((resolve) => this.watch(key).waiters.push(resolve));
   }
 
@@ -367,6 +374,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   /** The queue job of one run: launch, wait for the process to exit, settle the state. */
   private async execute(key: RunKey, resume: boolean): Promise<void> {
     const w = this.watch(key);
+    w.stopRequested = false;
     const dir = this.store.runDir(key);
     const done = new Promise<void>((resolve) => (w.release = resolve));
     try {
@@ -426,6 +434,15 @@ export class Engine extends EventEmitter<EngineEvents> {
       exitCode: exited ? (w.exit!.exitCode ?? null) : undefined,
       logTail: () => [w.exit?.error ? `[engine] ${w.exit.error}` : '', this.store.logTail(w.key, 20)].filter(Boolean).join('\n'),
     });
+    if (verdict.write && verdict.state === 'failed' && w.stopRequested && (w.exit?.exitCode === 130 || w.exit?.signal === 'SIGINT')) {
+      // Stopped before the worker could handle the interrupt (still starting up): a stop, not a failure.
+      verdict.state = 'stopped';
+      verdict.write = {
+        ...verdict.write,
+        state: 'stopped',
+        last_error: { kind: 'interrupted', message: 'stopped while the worker was starting, before its first checkpoint', hint: 'resume starts it again from the beginning' },
+      };
+    }
     if (verdict.write) this.store.writeStatus(w.key, (status = verdict.write));
     const text = `${status.state}|${status.step ?? 0}|${status.pid ?? ''}|${status.updated_at}`;
     const changed = text !== w.lastStatusText;
@@ -446,14 +463,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     w.finished = true;
     const summary = summarizeRun(w.series);
     this.store.updateCard(key, (c) => (c.summary = summary));
+    const release = w.release;
+    w.release = undefined;
+    release?.();
+    // Waiters hear of the end once the queue slot is free, so they may resume the run at once.
+    await this.queue.whenFreed(key);
     const info = this.mustGet(key);
     this.emit('run-finished', info);
     const waiters = w.waiters;
     w.waiters = [];
     for (const resolve of waiters) resolve(info);
-    const release = w.release;
-    w.release = undefined;
-    release?.();
   }
 }
 

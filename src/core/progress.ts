@@ -19,14 +19,14 @@ export interface ProgressStream {
 
 const fmtLoss = (v: number | null) => (v === null ? '' : `loss ${Number(v.toPrecision(4))}`);
 
-/** One run's line: `label  [#########-----------]  45%  step 45/100  loss 0.123  running`. */
-export function renderLine(p: ProgressLine, labelWidth: number, barWidth = 24): string {
+/** One run's line: `label  [#########-----------]  45%  running    step 45/100  loss 0.123`. */
+export function renderLine(p: ProgressLine, labelWidth: number, barWidth = 20): string {
   const frac = p.steps > 0 ? Math.min(1, Math.max(0, p.step / p.steps)) : 0;
   const filled = Math.round(frac * barWidth);
   const bar = `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]`;
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
   const step = `step ${p.step}/${p.steps}`;
-  return [p.label.padEnd(labelWidth), bar, pct, step.padEnd(6 + 2 * String(p.steps).length), fmtLoss(p.loss).padEnd(16), p.state].join('  ').trimEnd();
+  return [p.label.padEnd(labelWidth), bar, pct, p.state.padEnd(9), step.padEnd(6 + 2 * String(p.steps).length), fmtLoss(p.loss)].join('  ').trimEnd();
 }
 
 export class ProgressBoard {

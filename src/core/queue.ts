@@ -8,6 +8,7 @@ export class RunQueue {
   private waiting: { key: string; job: Job }[] = [];
   private active = new Set<string>();
   private idleWaiters: (() => void)[] = [];
+  private freedWaiters = new Map<string, (() => void)[]>();
 
   constructor(private max = 1) {
     this.setMaxConcurrent(max);
@@ -36,6 +37,7 @@ export class RunQueue {
     const i = this.waiting.findIndex((w) => w.key === key);
     if (i < 0) return false;
     this.waiting.splice(i, 1);
+    this.notifyFreed(key);
     this.notifyIdle();
     return true;
   }
@@ -54,6 +56,12 @@ export class RunQueue {
 
   get queued(): string[] {
     return this.waiting.map((w) => w.key);
+  }
+
+  /** Resolves once `key` is neither waiting nor running (at once if it is not in the queue). */
+  whenFreed(key: string): Promise<void> {
+    if (!this.has(key)) return Promise.resolve();
+    return new Promise((resolve) => this.freedWaiters.set(key, [...(this.freedWaiters.get(key) ?? []), resolve]));
   }
 
   /** Resolves once nothing is waiting or running. */
@@ -75,10 +83,17 @@ export class RunQueue {
       // A failing job frees its slot like a succeeding one; reporting the failure is the job's business.
       p.catch(() => undefined).finally(() => {
         this.active.delete(next.key);
+        this.notifyFreed(next.key);
         this.pump();
         this.notifyIdle();
       });
     }
+  }
+
+  private notifyFreed(key: string): void {
+    const waiters = this.freedWaiters.get(key);
+    this.freedWaiters.delete(key);
+    for (const w of waiters ?? []) w();
   }
 
   private notifyIdle(): void {

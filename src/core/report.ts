@@ -130,7 +130,7 @@ export function renderReport(input: ReportInput): string {
 <table id="summary"><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table>
-<p class="note">final loss: trailing mean of the train loss over the last 5% of logged steps; best loss: the lowest such mean;
+<p class="note">final loss: trailing mean of the train loss over the last 10% of logged steps; best loss: the lowest such mean;
 steps to target: first step at which it is at or below the baseline's final loss${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
 speedup: the baseline's steps to target divided by the run's; wall time includes initialization.</p>
 <div class="controls"><label><input type="checkbox" id="logy"> log-scale loss</label><label><input type="checkbox" id="raw" checked> raw loss (faded)</label></div>

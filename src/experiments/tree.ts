@@ -56,6 +56,8 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
   readonly onDidChangeTreeData = this.changed.event;
   private configs: ExperimentNode[] = [];
   private pending: NodeJS.Timeout | undefined;
+  /** Live step of running runs, from the engine's deltas (status.json is rewritten at state changes only). */
+  readonly liveStep = new Map<string, number>();
 
   constructor(private readonly engine: () => Engine | undefined) {}
 
@@ -150,7 +152,7 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
     const [icon, color] = STATE_ICON[r.state];
     item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
     const loss = fmtLoss(r.summary?.final_loss);
-    if (r.state === 'running') item.description = `step ${r.step}/${r.steps}`;
+    if (r.state === 'running') item.description = `step ${Math.max(r.step, this.liveStep.get(r.key) ?? 0)}/${r.steps}`;
     else if (r.state === 'queued') item.description = 'queued';
     else if (loss !== undefined) item.description = `loss ${loss}${r.state === 'completed' ? '' : ` · ${r.state}`}`;
     else item.description = r.state;

@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
 import { readAllEvents, type WorkerEvent } from '../../src/core/events';
@@ -21,12 +21,6 @@ const base: RunConfig = {
 
 let root = '';
 let engine: Engine;
-
-beforeAll(() => {
-  const python = workerPython(); // throws (fails the suite) when the worker is missing
-  root = mkdtempSync(join(tmpdir(), 'rlora-int-'));
-  engine = new Engine({ root, python, nativeWorkerDir: NATIVE_WORKER, env: WORKER_ENV, maxConcurrent: 2, pollIntervalMs: 50 });
-});
 
 afterAll(() => {
   engine?.dispose();
@@ -55,6 +49,9 @@ const trainSteps = (events: WorkerEvent[]) => events.flatMap((e) => (e.type === 
 
 describe('engine + real worker (synthetic-lowrank)', () => {
   it('stops a run mid-way, resumes it to completion, and fails a SIGKILLed one with its log tail, losing no event', async () => {
+    const python = workerPython(); // throws (the test FAILS, never skips) when the worker is missing
+    root = mkdtempSync(join(tmpdir(), 'rlora-int-'));
+    engine = new Engine({ root, python, nativeWorkerDir: NATIVE_WORKER, env: WORKER_ENV, maxConcurrent: 2, pollIntervalMs: 50 });
     const stopped = engine.createRun({ ...base, name: 'stop-and-resume' }, { run: 'stop-resume' });
     const killed = engine.createRun({ ...base, name: 'killed', train: { ...base.train, steps: 1_000_000 } }, { run: 'killed' });
 
@@ -96,7 +93,7 @@ describe('engine + real worker (synthetic-lowrank)', () => {
     const snap = engine.snapshot(stopped.key);
     const restart = snap.events.filter((e) => e.type === 'started');
     expect(restart).toHaveLength(2);
-    expect(restart[1]).toMatchObject({ resumed: true, start_step: stopCheckpoint!.type === 'checkpoint' ? stopCheckpoint.step : -1 });
+    expect(restart[1]).toMatchObject({ resumed: true, start_step: stopCheckpoint?.type === 'checkpoint' ? stopCheckpoint.step : -1 });
     expect(snap.train.map((p) => p.step)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(snap.events.at(-1)).toMatchObject({ type: 'finished', status: 'completed' });
     expect(snap.skipped).toEqual([]);

@@ -16,14 +16,16 @@ export function workerPython(): string {
     );
   }
   try {
-    execFileSync(python, ['-c', 'import torch, riemannlora.worker.cli'], {
+    // find_spec, not import: torch takes seconds to import and every worker launch pays that anyway
+    const probe = "import importlib.util as u, riemannlora.worker.cli\nif u.find_spec('torch') is None: raise SystemExit('torch is not installed')";
+    execFileSync(python, ['-c', probe], {
       env: { ...process.env, PYTHONPATH: NATIVE_WORKER },
       stdio: ['ignore', 'ignore', 'pipe'],
       timeout: 60_000,
     });
   } catch (err) {
     const stderr = String((err as { stderr?: Buffer }).stderr ?? err).trim().split('\n').slice(-5).join('\n');
-    throw new Error(`${python} cannot import the worker (torch, riemannlora.worker with PYTHONPATH=${NATIVE_WORKER}):\n${stderr}`);
+    throw new Error(`${python} cannot import the worker (torch, riemannlora.worker with PYTHONPATH=${NATIVE_WORKER}):\n${stderr}`, { cause: err });
   }
   return python;
 }

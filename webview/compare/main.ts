@@ -112,7 +112,7 @@ function draw(): void {
     markers: state.metric === 'eval_loss' || state.metric.startsWith('eval:'),
     info: [`${r.method} · ${r.state}`, ...r.config],
   }));
-  (chart.chart.options.scales!.y as { title?: { text?: string } }).title!.text = metricLabel(state.metric);
+  chart.yTitle = metricLabel(state.metric);
   chart.render();
   status.textContent = `${shown.length} of ${runs.length} runs · ${store.totalPoints().toLocaleString()} points · ${chart.renderedPoints.toLocaleString()} drawn`;
 }

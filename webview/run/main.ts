@@ -72,9 +72,18 @@ bindControls(controls, state, changed);
 function draw(): void {
   if (!run) return;
   const r = run;
+  // status.json is rewritten at state changes; the live step comes from the points.
+  const loss = store.get(r.key, 'loss');
+  const live = loss?.length ? loss.step[loss.length - 1]! : 0;
+  if (live > r.step) {
+    r.step = live;
+    progress.textContent = progressText(r);
+  }
   for (const { panel, chart, box } of charts) {
     chart.lines = panel.metrics.map((m) => ({ run: r.key, metric: m.metric, label: m.label, color: runColor(m.color), markers: m.markers, dashed: m.dashed, info: r.config }));
     const has = panel.metrics.some((m) => (store.get(r.key, m.metric)?.length ?? 0) > 0);
+    // Points held for the panel's first metric (the e2e tests check that none is lost across a reload).
+    box.dataset.points = String(store.get(r.key, panel.metrics[0]!.metric)?.length ?? 0);
     box.classList.toggle('empty', !has);
     // Memory and throughput stay empty for some tasks: a panel without points takes no space.
     box.hidden = !has && !panel.large;
@@ -88,18 +97,24 @@ function button(label: string, iconName: string, command: 'stopRun' | 'resumeRun
   return b;
 }
 
+function progressText(r: RunView): string {
+  const parts = [`step ${r.step} / ${r.totalSteps}`, r.method];
+  if (r.device) parts.push(r.device);
+  if (r.wallSeconds !== null) parts.push(formatDuration(r.wallSeconds));
+  if (r.finalLoss !== null) parts.push(`final loss ${formatNumber(r.finalLoss)}`);
+  if (r.peakMemory !== null) parts.push(`peak ${formatNumber(r.peakMemory, true)}`);
+  return parts.join(' · ');
+}
+
 function renderRun(): void {
   if (!run) return;
   const r = run;
   title.textContent = r.label;
   document.title = r.label;
   replaceChildren(badge, stateBadge(r.state));
-  const parts = [`step ${r.step} / ${r.totalSteps}`, r.method];
-  if (r.device) parts.push(r.device);
-  if (r.wallSeconds !== null) parts.push(formatDuration(r.wallSeconds));
-  if (r.finalLoss !== null) parts.push(`final loss ${formatNumber(r.finalLoss)}`);
-  if (r.peakMemory !== null) parts.push(`peak ${formatNumber(r.peakMemory, true)}`);
-  progress.textContent = parts.join(' · ');
+  const loss = store.get(r.key, 'loss');
+  if (loss?.length) r.step = Math.max(r.step, loss.step[loss.length - 1]!);
+  progress.textContent = progressText(r);
   replaceChildren(
     actions,
     r.state === 'running' || r.state === 'queued' ? button('Stop', 'debug-stop', 'stopRun') : null,

@@ -72,6 +72,8 @@ export class LineChart {
   private dragStart: number | null = null;
   /** Points handed to chart.js at the last render (for tests and the status line). */
   renderedPoints = 0;
+  /** Title of the y axis (the comparison changes it with the metric). */
+  yTitle: string;
 
   constructor(
     readonly canvas: HTMLCanvasElement,
@@ -80,35 +82,8 @@ export class LineChart {
     private readonly opts: { yTitle: string; bytes?: boolean; onZoom?: (zoom: ChartSettings['zoom']) => void },
   ) {
     this.theme = readTheme();
-    const options: ChartOptions<'line'> = {
-      animation: false,
-      parsing: false,
-      normalized: true,
-      responsive: true,
-      maintainAspectRatio: false,
-      spanGaps: true,
-      interaction: { mode: 'nearest', axis: 'x', intersect: false },
-      elements: { line: { tension: 0 }, point: { radius: 0, hitRadius: 4 } },
-      scales: { x: { type: 'linear' }, y: { type: 'linear' } },
-      plugins: {
-        tooltip: {
-          callbacks: {
-            title: (items) => (items[0] ? this.formatX(items[0].parsed.x ?? NaN) : ''),
-            label: (item) => {
-              const line = this.lines[Math.floor(item.datasetIndex / 2)];
-              const raw = item.datasetIndex % 2 === 0;
-              return `${line?.label ?? ''}${raw && this.settings.smoothing > 0 ? ' (raw)' : ''}: ${formatNumber(item.parsed.y ?? NaN, this.opts.bytes)}`;
-            },
-            footer: (items) => {
-              const line = items[0] ? this.lines[Math.floor(items[0].datasetIndex / 2)] : undefined;
-              return line?.info ?? [];
-            },
-          },
-        },
-      },
-    };
-    this.chart = new Chart(canvas, { type: 'line', data: { datasets: [] }, options });
-    this.applyTheme();
+    this.yTitle = opts.yTitle;
+    this.chart = new Chart(canvas, { type: 'line', data: { datasets: [] }, options: this.options(undefined, undefined, undefined, undefined) });
     canvas.addEventListener('mousedown', (e) => {
       this.dragStart = this.xAt(e.offsetX);
     });
@@ -143,25 +118,70 @@ export class LineChart {
 
   applyTheme(): void {
     this.theme = readTheme();
+  }
+
+  /**
+   * Fresh, plain options for every render: chart.js resolves options through proxies, and reusing or
+   * spreading those objects leads to recursion errors; a new plain object each time is cheap.
+   */
+  private options(xMin: number | undefined, xMax: number | undefined, yMin: number | undefined, yMax: number | undefined): ChartOptions<'line'> {
     const t = this.theme;
-    Chart.defaults.color = t.foreground;
-    Chart.defaults.font.family = t.font;
-    const o = this.chart.options;
-    for (const axis of ['x', 'y'] as const) {
-      const s = o.scales?.[axis];
-      if (!s) continue;
-      s.grid = { color: t.grid, lineWidth: t.highContrast ? 1 : 0.5 };
-      s.ticks = { ...(s.ticks ?? {}), color: t.foreground };
-      s.border = { color: t.grid };
-    }
-    if (o.plugins?.tooltip) {
-      o.plugins.tooltip.backgroundColor = t.background;
-      o.plugins.tooltip.titleColor = t.foreground;
-      o.plugins.tooltip.bodyColor = t.foreground;
-      o.plugins.tooltip.footerColor = t.muted;
-      o.plugins.tooltip.borderColor = t.grid;
-      o.plugins.tooltip.borderWidth = 1;
-    }
+    const s = this.settings;
+    const grid = { color: t.grid, lineWidth: t.highContrast ? 1 : 0.5 };
+    return {
+      animation: false,
+      parsing: false,
+      normalized: true,
+      responsive: true,
+      maintainAspectRatio: false,
+      spanGaps: true,
+      color: t.foreground,
+      font: { family: t.font },
+      interaction: { mode: 'nearest', axis: 'x', intersect: false },
+      elements: { line: { tension: 0 }, point: { radius: 0, hitRadius: 4 } },
+      scales: {
+        x: {
+          type: 'linear',
+          min: xMin,
+          max: xMax,
+          grid,
+          border: { color: t.grid },
+          ticks: { color: t.foreground, maxRotation: 0, callback: (v) => this.tickX(Number(v)) },
+        },
+        y: {
+          type: s.logY ? 'logarithmic' : 'linear',
+          min: yMin,
+          max: yMax,
+          grid,
+          border: { color: t.grid },
+          ticks: { color: t.foreground, callback: (v) => formatNumber(Number(v), this.opts.bytes) },
+          title: { display: true, text: this.yTitle, color: t.muted },
+        },
+      },
+      plugins: {
+        legend: { display: false },
+        tooltip: {
+          backgroundColor: t.background,
+          titleColor: t.foreground,
+          bodyColor: t.foreground,
+          footerColor: t.muted,
+          borderColor: t.grid,
+          borderWidth: 1,
+          callbacks: {
+            title: (items) => (items[0] ? this.formatX(items[0].parsed.x ?? NaN) : ''),
+            label: (item) => {
+              const line = this.lines[Math.floor(item.datasetIndex / 2)];
+              const raw = item.datasetIndex % 2 === 0;
+              return `${line?.label ?? ''}${raw && this.settings.smoothing > 0 ? ' (raw)' : ''}: ${formatNumber(item.parsed.y ?? NaN, this.opts.bytes)}`;
+            },
+            footer: (items) => {
+              const line = items[0] ? this.lines[Math.floor(items[0].datasetIndex / 2)] : undefined;
+              return line?.info ?? [];
+            },
+          },
+        },
+      },
+    };
   }
 
   /** Rebuilds the decimated datasets from the raw buffers and redraws without animation. */
@@ -226,19 +246,13 @@ export class LineChart {
       });
     }
     this.renderedPoints = points;
-    const o = this.chart.options;
-    const x = o.scales!.x!;
-    x.type = 'linear';
-    x.min = Number.isFinite(xMin) ? xMin : undefined;
-    x.max = Number.isFinite(xMax) && xMax > xMin ? xMax : undefined;
-    x.ticks = { ...(x.ticks ?? {}), callback: (v) => this.tickX(Number(v)), maxRotation: 0 };
-    const y = o.scales!.y!;
-    y.type = s.logY ? 'logarithmic' : 'linear';
     const range = s.ignoreOutliers ? robustRange(yRangeInputs, 0.02, s.logY) : undefined;
-    y.min = range?.min;
-    y.max = range?.max;
-    y.ticks = { ...(y.ticks ?? {}), callback: (v) => formatNumber(Number(v), this.opts.bytes) };
-    (y as { title?: unknown }).title = { display: true, text: this.opts.yTitle, color: this.theme.muted };
+    this.chart.options = this.options(
+      Number.isFinite(xMin) ? xMin : undefined,
+      Number.isFinite(xMax) && xMax > xMin ? xMax : undefined,
+      range?.min,
+      range?.max,
+    );
     this.chart.data.datasets = datasets;
     this.chart.update('none');
   }

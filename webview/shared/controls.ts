@@ -31,8 +31,8 @@ export function controlsBar(s: ViewSettings): Controls {
   const xMode = h('vscode-single-select', { id: 'x-mode', 'aria-label': 'X axis' }, ...X_MODES.map(([v, label]) => h('vscode-option', { value: v, selected: v === s.xMode }, label)));
   const smoothing = h('input', { type: 'range', id: 'smoothing', min: 0, max: 0.99, step: 0.01, value: s.smoothing, 'aria-label': 'Smoothing' });
   const smoothingValue = h('span', { class: 'value' }, s.smoothing.toFixed(2));
-  const logY = h('vscode-checkbox', { id: 'log-y', checked: s.logY, label: 'Log Y' }, 'Log Y');
-  const ignoreOutliers = h('vscode-checkbox', { id: 'ignore-outliers', checked: s.ignoreOutliers, label: 'Ignore outliers' }, 'Ignore outliers');
+  const logY = h('vscode-checkbox', { id: 'log-y', checked: s.logY, label: 'Log Y' });
+  const ignoreOutliers = h('vscode-checkbox', { id: 'ignore-outliers', checked: s.ignoreOutliers, label: 'Ignore outliers' });
   const resetZoom = h('vscode-button', { id: 'reset-zoom', secondary: true, title: 'Drag across a chart to zoom; double-click to reset' }, 'Reset zoom');
   const element = h(
     'div',

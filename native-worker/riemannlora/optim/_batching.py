@@ -88,6 +88,21 @@ class Bucket:
             layer.set_point(A_L[i], B[i], B_R=B_R[i])
 
 
+def _common_base(states: list) -> Tensor | None:
+    """The batched tensor whose consecutive ``[i]`` views ``states`` are, or None."""
+    first = states[0]
+    if first is None or first._base is None:
+        return None
+    base = first._base
+    if base.dim() == 0 or base.shape[0] != len(states) or not base.is_contiguous():
+        return None
+    step = base.stride(0) * base.element_size()
+    for i, s in enumerate(states):
+        if s is None or s._base is not base or s.data_ptr() != base.data_ptr() + i * step:
+            return None
+    return base
+
+
 def _mT(x: Tensor) -> Tensor:
     return x.transpose(-2, -1)
 
@@ -143,20 +158,34 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         return [Bucket(entries) for entries in by_key.values()]
 
     def _stack_state(self, bucket: Bucket, key: str, shape: tuple[int, ...]) -> Tensor | None:
-        """Stack ``state[layer.B][key]`` over a bucket (zeros where a layer has none); None if none has it."""
+        """Stack ``state[layer.B][key]`` over a bucket (zeros where a layer has none); None if none has it.
+
+        State written by :meth:`_save_state` consists of consecutive views of one batched tensor; when that
+        is still so (same bucket as last step), the batched tensor is returned as is, without a copy.
+        """
         states = [self.state.get(layer.B, {}).get(key) for layer in bucket.layers]
         if all(s is None for s in states):
             return None
+        kw = {"dtype": bucket.dtype, "device": bucket.B.device}  # "step" lives on the CPU, as in torch
+        base = _common_base(states)
+        if base is not None and base.dtype == bucket.dtype and base.device == bucket.B.device:
+            return base
         if len(states) == 1:
-            return states[0].to(bucket.dtype).unsqueeze(0)
-        zeros = torch.zeros(shape, dtype=bucket.dtype, device=bucket.B.device)
-        return torch.stack([zeros if s is None else s.to(bucket.dtype) for s in states])
+            return states[0].to(**kw).unsqueeze(0)
+        zeros = torch.zeros(shape, **kw)
+        return torch.stack([zeros if s is None else s.to(**kw) for s in states])
 
     def _save_state(self, bucket: Bucket, **tensors: Tensor) -> None:
+        """Store per-layer state as views ``value[i]`` of one fresh contiguous batched tensor per key (so
+        the next step can use it without re-stacking; see :meth:`_stack_state`)."""
+        batched = {
+            key: value.contiguous() if value._base is None else value.clone()
+            for key, value in tensors.items()
+        }
         for i, layer in enumerate(bucket.layers):
             st = self.state[layer.B]
-            for key, value in tensors.items():
-                st[key] = value[i].clone()
+            for key, value in batched.items():
+                st[key] = value[i]
             st["step"] = st.get("step", torch.zeros((), dtype=torch.float32)) + 1
 
     @torch.no_grad()
@@ -211,15 +240,17 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
             K = point_factor * (basis.a @ _mT(basis.coords_of_B(bucket.B))) + K
         U2, S2, V2T = torch.linalg.svd(K, full_matrices=False)
         U2r, V2r = U2[..., :, :r], _mT(V2T)[..., :, :r]
-        V = basis.right(V2r)
-        A_new = basis.left(U2r)
         MV = momentum_core @ V2r
         x = MV - U2r @ (_mT(U2r) @ MV)
         y = _mT(momentum_core) @ U2r
+        # one thin product per side for the new point and the transported momentum together
+        left = basis.left(torch.cat([U2r, x], dim=-1))
+        right = basis.right(torch.cat([V2r, y], dim=-1))
+        A_new, mom_A = left[..., :r], left[..., r:]
+        V, mom_B = right[..., :r], right[..., r:]
         # everything is computed before the write: a lone layer's bucket tensors are views of its buffers
-        momentum = {"momentum_A": basis.left(x), "momentum_B": basis.right(y)}
         bucket.write_point(A_new, V * S2[..., None, :r], V)
-        self._save_state(bucket, **momentum, **(extra_state or {}))
+        self._save_state(bucket, momentum_A=mom_A, momentum_B=mom_B, **(extra_state or {}))
 
     def _step_bucket(self, bucket: Bucket) -> None:
         raise NotImplementedError

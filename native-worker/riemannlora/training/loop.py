@@ -103,12 +103,12 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
     params = [p for p in model.parameters() if p.requires_grad]
     clip = loop.grad_clip if loop.grad_clip is not None else math.inf
 
+    model.train()
+    if initial_eval and st.step == 0:
+        evaluate(loop)  # the starting point, for "before/after" comparisons
     t_start = time.perf_counter()
     window_start, window_tokens, window_samples = t_start, 0, 0
     peak = 0
-    model.train()
-    if initial_eval and st.step == 0:
-        evaluate(loop)
 
     while st.step < steps:
         if loop.stop_requested():
@@ -167,10 +167,12 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
                 extra=task.train_extra(model) or None,
             )
             window_start, window_tokens, window_samples = now, 0, 0
+        pause = time.perf_counter()
         if eval_interval and st.step % eval_interval == 0 and st.step != steps:
             evaluate(loop)
         if loop.checkpoint_interval and st.step % loop.checkpoint_interval == 0 and st.step != steps:
             loop.save_checkpoint("interval")
+        window_start += time.perf_counter() - pause  # throughput counts training time only
 
     wall = time.perf_counter() - t_start
     peak = max(peak, memory_bytes(loop.device))

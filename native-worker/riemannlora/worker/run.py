@@ -102,10 +102,28 @@ def run_command(
     resume: bool = False,
     stdout: IO[str] | None = None,
     redirect_stderr: bool = False,
+    stop: Any = None,
 ) -> int:
-    """The whole `run` command; returns the exit code. Never raises (every failure becomes events)."""
+    """The whole `run` command; returns the exit code. Never raises (every failure becomes events).
+
+    `stop`: a `StopRequest` to use instead of a fresh one bound to SIGINT/SIGTERM (for callers that embed
+    the worker and stop it from another thread; its `request()` makes the run checkpoint and stop).
+    """
+    from riemannlora.worker.signals import StopRequest
+
     stdout = stdout if stdout is not None else sys.stdout
-    run_dir = RunDir(run_dir_path)
+    # Signals are caught from the first moment: a stop during loading becomes a clean stop after setup.
+    stop = stop if stop is not None else StopRequest()
+    stop.install()
+    try:
+        return _run(config_path, RunDir(run_dir_path), resume, stdout, redirect_stderr, stop)
+    finally:
+        stop.uninstall()
+
+
+def _run(
+    config_path: str, run_dir: RunDir, resume: bool, stdout: IO[str], redirect_stderr: bool, stop
+) -> int:
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -127,16 +145,12 @@ def run_command(
     status = StatusFile(run_dir.status_path, enabled=dist.is_main)
     status.update(state="running")
     log.info("run %s (resume=%s) pid %d config %s", run_dir.path, resume, os.getpid(), config_path)
-    from riemannlora.worker.signals import StopRequest
-
-    stop = StopRequest().install()
     session = _Session(config, run_dir, events, status, stop, dist, resume)
     try:
         return session.run()
     except BaseException as exc:  # noqa: BLE001 - the worker's contract: every failure becomes events
         return session.fail(exc)
     finally:
-        stop.uninstall()
         events.close()
         _teardown_logging(handler, redirect_stderr)
 

@@ -85,8 +85,8 @@ describe('summaries', () => {
   it('final/best loss, best eval (accuracy preferred, higher is better), wall time with init, peak memory', () => {
     const s = summarizeRun(series(0.03, 100, { evalEvery: 25 }));
     expect(s.steps).toBe(100);
-    // window = 5 points: the mean of exp(-0.03 s) for s = 96..100
-    const expected = [96, 97, 98, 99, 100].reduce((a, k) => a + Math.exp(-0.03 * k), 0) / 5;
+    // window = 10% of 100 points: the mean of exp(-0.03 s) for s = 91..100
+    const expected = Array.from({ length: 10 }, (_, i) => Math.exp(-0.03 * (91 + i))).reduce((a, b) => a + b) / 10;
     expect(s.final_loss).toBeCloseTo(expected, 12);
     expect(s.best_loss).toBeCloseTo(expected, 12);
     expect(s.best_eval).toEqual({ name: 'accuracy', value: 1 - Math.exp(-3), step: 100 });

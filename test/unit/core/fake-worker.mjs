@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // A stand-in for `python -m riemannlora.worker run ...` in the engine's unit tests (the real worker is
 // exercised by test/integration/): it follows the same contract (status.json, events.jsonl, stderr) in a
-// few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit. FAKE_STEPS: metric count,
+// few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit | slow-start. FAKE_STEPS: metric count,
 // FAKE_STEP_MS: sleep per step.
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -19,6 +19,7 @@ const status = (doc) => {
 const emit = (e) => appendFileSync(join(runDir, 'events.jsonl'), `${JSON.stringify({ version: 1, time: now(), ...e })}\n`);
 
 if (process.env.FAKE_LOG) appendFileSync(process.env.FAKE_LOG, `start ${runDir} ${Date.now()}\n`);
+if (mode === 'slow-start') await new Promise((r) => setTimeout(r, 30_000)); // SIGINT ends it (default action)
 if (mode === 'silent-exit') {
   process.stderr.write('fake worker: giving up before writing anything\n');
   process.exit(3);

@@ -76,3 +76,20 @@ describe('RunQueue', () => {
     expect(() => q.setMaxConcurrent(0)).toThrow(RangeError);
   });
 });
+
+describe('RunQueue.whenFreed', () => {
+  it('resolves once the key has left the queue (finished or cancelled), at once for unknown keys', async () => {
+    const q = new RunQueue(1);
+    let release!: () => void;
+    q.enqueue('a', () => new Promise<void>((r) => (release = r)));
+    q.enqueue('b', async () => {});
+    const order: string[] = [];
+    const a = q.whenFreed('a').then(() => order.push(`a freed, has(a)=${q.has('a')}`));
+    await q.whenFreed('zzz');
+    expect(q.cancel('b')).toBe(true);
+    await q.whenFreed('b');
+    release();
+    await a;
+    expect(order).toEqual(['a freed, has(a)=false']);
+  });
+});

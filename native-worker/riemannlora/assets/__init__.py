@@ -1,0 +1,59 @@
+"""The built-in default: a tiny pretrained causal LM and a fine-tuning dataset shipped with the package.
+
+`default/model/` is a Hugging Face directory (a 4-layer Llama, character-level tokenizer) pretrained on a
+synthetic language of templated tasks (copy, add, find, next, len, toy-grammar sentences);
+`default/data/{train,eval}.jsonl` hold `{"completion": ..., "prompt": ...}` records of a task it never saw:
+reverse a word (`"reverse abcd ="` -> `" dcba"`). The base model scores ~0% exact match on the eval split;
+a LoRA fine-tune learns it in a few hundred CPU steps. All of it is made by
+`native-worker/tools/make_default_assets.py` (see `default/README.md`); synthetic, MIT like the project.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent / "default"
+
+DEFAULT_DATA_FILES = {"train": "train.jsonl", "eval": "eval.jsonl"}
+DEFAULT_PROMPT_FIELD = "prompt"
+DEFAULT_COMPLETION_FIELD = "completion"
+
+DESCRIPTION = (
+    "built-in default: a 0.6M-parameter character-level Llama pretrained on a synthetic task language "
+    "(copy, add, lookup, next letter, length, toy grammar), fine-tuned on a skill it never saw: reversing "
+    "a word; metric: exact-match accuracy of greedy completions on 200 held-out words"
+)
+
+
+def default_dir() -> Path:
+    """The folder with `model/`, `data/` and `README.md` of the built-in default."""
+    return _ROOT
+
+
+def default_model_dir() -> Path:
+    """The Hugging Face model directory (config.json, model.safetensors, tokenizer files)."""
+    return _ROOT / "model"
+
+
+def default_data_dir() -> Path:
+    """The folder with `train.jsonl` and `eval.jsonl` (prompt/completion records)."""
+    return _ROOT / "data"
+
+
+def default_data_file(split: str) -> Path:
+    """The `.jsonl` file of `split` ("train" or "eval")."""
+    if split not in DEFAULT_DATA_FILES:
+        raise ValueError(f"split must be one of {sorted(DEFAULT_DATA_FILES)}, got {split!r}")
+    return default_data_dir() / DEFAULT_DATA_FILES[split]
+
+
+__all__ = [
+    "DEFAULT_COMPLETION_FIELD",
+    "DEFAULT_DATA_FILES",
+    "DEFAULT_PROMPT_FIELD",
+    "DESCRIPTION",
+    "default_data_dir",
+    "default_data_file",
+    "default_dir",
+    "default_model_dir",
+]

@@ -1,0 +1,54 @@
+// Restricted Mode: an untrusted workspace can browse runs but never launch Python. The palette commands
+// stay invokable, and each refuses with a message that says why.
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { environment, Session } from './harness';
+
+const CONFIG = {
+  name: 'untrusted',
+  task: { kind: 'synthetic-lowrank' },
+  adapter: { rank: 4 },
+  method: { init: 'loi', optimizer: 'riemannion' },
+  train: { steps: 20, device: 'cpu' },
+};
+
+let s: Session;
+beforeAll(async () => {
+  s = new Session(environment(), {
+    trusted: false,
+    files: { 'exp.rlora.json': JSON.stringify(CONFIG, null, 2) },
+    settings: { 'riemannlora.demo.task': 'synthetic-lowrank' },
+  });
+  await s.start();
+});
+afterAll(async () => {
+  if (s) {
+    await s.shot('untrusted-99-last').catch(() => undefined);
+    await s.stop();
+    s.cleanup();
+  }
+});
+
+test('in an untrusted workspace starting a run is refused', async () => {
+  await s.showExperiments();
+  // Browsing works: the experiment from the workspace is listed.
+  await s.experimentRows().filter({ hasText: 'untrusted' }).first().waitFor({ timeout: 30_000 });
+  await s.runCommand('RiemannLoRA: Start Run');
+  const refusal = s.notifications().filter({ hasText: 'Restricted Mode' }).first();
+  await refusal.waitFor({ timeout: 20_000 });
+  expect(await refusal.innerText()).toMatch(/Starting a run is disabled/);
+  await s.page.waitForTimeout(600);
+  await s.shot('untrusted-01-start-refused');
+
+  await s.runCommand('RiemannLoRA: Run Demo Comparison');
+  await s.notifications().filter({ hasText: 'Running the demo comparison is disabled' }).first().waitFor({ timeout: 20_000 });
+  await s.page.waitForTimeout(600); // let the toast finish sliding in
+  await s.shot('untrusted-02-demo-refused');
+
+  // Nothing was launched: no run directory exists.
+  await new Promise((r) => setTimeout(r, 2000));
+  const root = join(s.workspace, '.rlora-runs');
+  const runs = existsSync(root) ? readdirSync(root, { recursive: true }).filter((p) => String(p).endsWith('status.json')) : [];
+  expect(runs).toEqual([]);
+});
