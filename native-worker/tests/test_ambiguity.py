@@ -91,3 +91,37 @@ def test_adamw_on_factors_depends_on_the_split():
     for name in end_1:
         assert rel(start_1[name], start_2[name]) < 1e-12  # same ΔW at the start ...
         assert rel(end_1[name], end_2[name]) > 1e-2  # ... different ΔW after training: ambiguous
+
+
+def _write_peft_adapter(path, split):
+    """Write a real PEFT adapter (peft's own save_pretrained) with the given split of the same ΔW."""
+    peft = pytest.importorskip("peft")
+    cfg = peft.LoraConfig(r=R, lora_alpha=0.3, target_modules=["0", "2"], init_lora_weights=True)
+    pm = peft.get_peft_model(make_net(), cfg)  # scaling 0.1
+    with torch.no_grad():
+        for name, (A, B, S) in peft_like_factors(0).items():
+            mod = pm.base_model.model.get_submodule(name)
+            if split == "rescaled":
+                A, B = torch.linalg.solve(S, A), B @ S
+            mod.lora_A["default"].weight.copy_(A)
+            mod.lora_B["default"].weight.copy_(B)
+    pm.save_pretrained(str(path))
+
+
+@pytest.mark.parametrize("opt_cls,lr", [(Riemannion, 0.02), (RiemannianSGD, 0.2)])
+def test_imported_peft_adapters_train_identically(tmp_path, opt_cls, lr):
+    from riemannlora.peft_io import import_peft
+
+    ends = []
+    for split in ("original", "rescaled"):
+        _write_peft_adapter(tmp_path / split, split)
+        net = make_net()
+        import_peft(net, tmp_path / split, parametrization="manifold")
+        opt = opt_cls(net, lr=lr, momentum=0.9)
+        for x, y in batches():
+            opt.zero_grad()
+            ((net(x) - y) ** 2).mean().backward()
+            opt.step()
+        ends.append({n: layer.delta_weight() for n, layer in adapter_layers(net).items()})
+    for name in ends[0]:
+        assert rel(ends[0][name], ends[1][name]) < 1e-8

@@ -119,7 +119,9 @@ def test_data_is_what_the_generator_makes(generator, tmp_path):
     generator.main(["--data-only", "--out", str(tmp_path)])
     for split, name in assets.DEFAULT_DATA_FILES.items():
         shipped = assets.default_data_file(split).read_bytes()
-        assert (tmp_path / "data" / name).read_bytes() == shipped, f"{name} differs from the generator's output"
+        assert (tmp_path / "data" / name).read_bytes() == shipped, (
+            f"{name} differs from the generator's output"
+        )
 
 
 def test_base_model_is_pretrained_but_cannot_reverse(loaded, generator):

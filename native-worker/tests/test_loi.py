@@ -210,3 +210,8 @@ def test_errors():
     inject_adapters(net, R, ["0"])
     with pytest.raises(ValueError, match="batches is empty"):
         loi_init(net, [], loss_fn)
+    dora_net, _ = net_and_data(0)
+    layers = inject_adapters(dora_net, R, ["0", "2"], parametrization="factors", dora=True)
+    with pytest.raises(ValueError, match="DoRA"):
+        loi_init(dora_net, data, loss_fn)
+    assert all(layer.offset_rank == 0 for layer in layers.values())  # nothing was changed

@@ -44,13 +44,17 @@ def encode_batch(tokenizer, records):
 def masked_loss(model, batch):
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch["labels"][:, 1:].reshape(-1), ignore_index=-100
+        logits[:, :-1].reshape(-1, logits.shape[-1]).float(),
+        batch["labels"][:, 1:].reshape(-1),
+        ignore_index=-100,
     )
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="model dir (default: riemannlora.assets.default_model_dir())")
+    p.add_argument(
+        "--model", default=None, help="model dir (default: riemannlora.assets.default_model_dir())"
+    )
     p.add_argument("--data", default=None, help="data dir with train.jsonl / eval.jsonl")
     p.add_argument("--method", default="peft")
     p.add_argument("--steps", type=int, default=200)
@@ -59,7 +63,9 @@ def main(argv=None) -> int:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--alpha", type=float, default=16.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: only at the end)")
+    p.add_argument(
+        "--eval-every", type=int, default=0, help="also evaluate every N steps (0: only at the end)"
+    )
     p.add_argument("--n-eval", type=int, default=200)
     args = p.parse_args(argv)
 

@@ -146,14 +146,25 @@ _VERBS = "sees likes finds eats helps calls".split()
 def _sentence(rng: random.Random) -> str:
     def np() -> str:
         det = rng.choice(["a", "the"])
-        return f"{det} {rng.choice(_ADJS)} {rng.choice(_NOUNS)}" if rng.random() < 0.5 else f"{det} {rng.choice(_NOUNS)}"
+        return (
+            f"{det} {rng.choice(_ADJS)} {rng.choice(_NOUNS)}"
+            if rng.random() < 0.5
+            else f"{det} {rng.choice(_NOUNS)}"
+        )
 
     return f"{np()} {rng.choice(_VERBS)} {np()} ."
 
 
-PRETRAIN_TASKS = {"copy": _copy, "add": _add, "find": _find, "next": _next, "len": _len, "sentence": _sentence}
+PRETRAIN_TASKS = {
+    "copy": _copy,
+    "add": _add,
+    "find": _find,
+    "next": _next,
+    "len": _len,
+    "sentence": _sentence,
+}
 # copy weighs most: reading a word back is the circuit the fine-tuning task has to bend
-PRETRAIN_WEIGHTS = {"copy": 3, "add": 2, "find": 2, "next": 1, "len": 1, "sentence": 1}
+PRETRAIN_WEIGHTS = {"copy": 4, "add": 1, "find": 2, "next": 1, "len": 1, "sentence": 1}
 
 
 def pretrain_corpus(seed: int, n: int) -> list[str]:
@@ -216,7 +227,9 @@ def _batch(tokenizer, texts: list[str]):
     return ids, mask, labels
 
 
-def pretrain(model, tokenizer, corpus: list[str], *, steps: int, batch: int, lr: float, seed: int, log) -> None:
+def pretrain(
+    model, tokenizer, corpus: list[str], *, steps: int, batch: int, lr: float, seed: int, log
+) -> None:
     import torch
 
     torch.manual_seed(seed)
@@ -332,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     corpus = pretrain_corpus(args.seed, args.steps * args.batch)
     log(f"pretraining: {args.steps} steps x batch {args.batch} on {args.threads} thread(s)")
     t0 = time.perf_counter()
-    pretrain(model, tokenizer, corpus, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log)
+    pretrain(
+        model, tokenizer, corpus, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, log=log
+    )
     t_pre = time.perf_counter() - t0
 
     model_dir = args.out / "model"
@@ -343,10 +358,13 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  pretraining task {name:5s}: exact match {greedy_exact_match(model, tokenizer, recs):.0%}")
     base = greedy_exact_match(model, tokenizer, held)
     log(f"  fine-tuning task (reverse), base model, eval: exact match {base:.1%}")
-    sizes = {str(f.relative_to(args.out)): f.stat().st_size for f in sorted(args.out.rglob("*")) if f.is_file()}
+    sizes = {
+        str(f.relative_to(args.out)): f.stat().st_size for f in sorted(args.out.rglob("*")) if f.is_file()
+    }
     for f, s in sizes.items():
         log(f"  {f:32s} {s / 1e6:7.3f} MB")
-    log(f"total {sum(sizes.values()) / 1e6:.2f} MB; pretraining {t_pre:.0f}s, all {time.perf_counter() - t_start:.0f}s")
+    total_mb = sum(sizes.values()) / 1e6
+    log(f"total {total_mb:.2f} MB; pretraining {t_pre:.0f}s, all {time.perf_counter() - t_start:.0f}s")
     return 0
 
 

@@ -222,7 +222,7 @@ export class RunStore {
     writeJsonAtomic(join(dir, 'config.json'), config);
     const card: RunCard = {
       version: 1,
-      label: label ?? config.name ?? run,
+      label: label ?? config.name ?? `${config.method.optimizer}+${config.method.init}`,
       method: `${config.method.optimizer}+${config.method.init}`,
       task: config.task.kind,
       steps: config.train.steps,

@@ -11,7 +11,7 @@ let s: Session;
 
 beforeAll(async () => {
   s = new Session(environment(), {
-    settings: { 'riemannlora.demo.task': 'synthetic-lowrank', 'riemannlora.maxConcurrentRuns': 2 },
+    settings: { 'riemannlora.demo.task': 'synthetic-lowrank', 'riemannlora.maxConcurrentRuns': 4 },
   });
   await s.start();
 });
@@ -77,6 +77,17 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
   await web.locator('#log-y').click();
   await web.locator('#status').filter({ hasText: /drawn/ }).waitFor();
   await s.shot('demo-05-log-y');
+
+  // Light and high-contrast themes: the webview follows (body class) and the chart re-reads its colours.
+  for (const [theme, cls, shot] of [
+    ['Default Light Modern', 'vscode-light', 'demo-06-light'],
+    ['Default High Contrast', 'vscode-high-contrast', 'demo-07-high-contrast'],
+  ] as const) {
+    await s.setTheme(theme);
+    await web.locator(`body.${cls}`).waitFor({ timeout: 20_000 });
+    await s.page.waitForTimeout(400); // one chart frame
+    await s.shot(shot);
+  }
 
   // One notification per finished run, with its actions.
   const toasts = s.page.locator('.notifications-toasts .notification-toast, .notification-list-item');

@@ -93,6 +93,13 @@ export interface SessionOptions {
   trusted?: boolean;
   /** Colour theme (default: Dark Modern). */
   theme?: string;
+  /**
+   * Extension-host tests (the test-electron equivalent): the extension is loaded as a development
+   * extension from a copy and `run()` of this bundled module runs inside the extension host.
+   */
+  hostTests?: string;
+  /** Extra environment for code-server and so for the extension host. */
+  env?: Record<string, string>;
 }
 
 export class Session {
@@ -117,8 +124,17 @@ export class Session {
     mkdirSync(SHOTS, { recursive: true });
   }
 
+  private devExtension = '';
+
   get url(): string {
-    return `http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(this.workspace)}`;
+    const base = `http://127.0.0.1:${this.port}/?folder=${encodeURIComponent(this.workspace)}`;
+    if (!this.opts.hostTests) return base;
+    const remote = (p: string) => `vscode-remote://127.0.0.1:${this.port}${p}`;
+    const payload = [
+      ['extensionDevelopmentPath', remote(this.devExtension)],
+      ['extensionTestsPath', remote(this.opts.hostTests)],
+    ];
+    return `${base}&payload=${encodeURIComponent(JSON.stringify(payload))}`;
   }
 
   async start(): Promise<void> {
@@ -142,9 +158,14 @@ export class Session {
       ...this.opts.settings,
     };
     writeFileSync(join(this.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
-    installExtension(this.extensions);
+    if (this.opts.hostTests) {
+      mkdirSync(join(this.dir, 'dev'), { recursive: true });
+      this.devExtension = installExtension(join(this.dir, 'dev'));
+    } else {
+      installExtension(this.extensions);
+    }
     this.port = await freePort();
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1', ...this.opts.env };
     delete env.PORT; // it overrides --bind-addr
     delete env.VSCODE_IPC_HOOK_CLI;
     const args = [
@@ -195,7 +216,7 @@ export class Session {
   async openWorkbench(): Promise<void> {
     await this.page.goto(this.url);
     await this.page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
-    await this.waitForExtension();
+    if (!this.opts.hostTests) await this.waitForExtension();
   }
 
   /** Waits until our activity-bar container is there (the extension's contributions are loaded). */
@@ -239,11 +260,21 @@ export class Session {
     return this.page.locator('.quick-input-list .monaco-list-row .label-name').allInnerTexts();
   }
 
-  /** Opens the RiemannLoRA view container. */
+  /** Opens the RiemannLoRA view container (clicking its activity-bar icon when it is shown would hide it). */
   async showExperiments(): Promise<void> {
-    const tree = this.page.locator('.pane-body [aria-label="Experiments"]');
-    if (await tree.isVisible().catch(() => false)) return;
+    const title = this.page.locator('.part.sidebar .composite.title').filter({ hasText: /RiemannLoRA/i });
+    if (await title.isVisible().catch(() => false)) return;
     await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().click();
+    await title.waitFor({ timeout: 10_000 });
+  }
+
+  /** Switches the colour theme through "Preferences: Color Theme" (applies live). */
+  async setTheme(name: string): Promise<void> {
+    await this.runCommand('Preferences: Color Theme');
+    const input = this.page.locator('.quick-input-widget input');
+    await input.fill(name);
+    await this.page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 10_000 });
+    await input.press('Enter');
   }
 
   /** Tree rows of the Experiments view as their visible text (label + description). */
@@ -258,6 +289,13 @@ export class Session {
 
   notifications() {
     return this.page.locator('.notifications-toasts .notification-toast');
+  }
+
+  /** Rewrites user settings (code-server applies them live, e.g. the colour theme). */
+  setUserSettings(change: Record<string, unknown>): void {
+    const file = join(this.userData, 'User', 'settings.json');
+    const current = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    writeFileSync(file, JSON.stringify({ ...current, ...change }, null, 2));
   }
 
   async shot(name: string): Promise<string> {

@@ -10,7 +10,7 @@ const CONFIG = {
   task: { kind: 'synthetic-lowrank', synthetic: { width: 64, depth: 3, target_rank: 4, n_train: 4096, n_eval: 256 } },
   adapter: { rank: 4 },
   method: { init: 'loi', optimizer: 'riemannion' },
-  train: { steps: 6000, batch_size: 32, eval_interval: 1000, eval_batches: 2, seed: 0, threads: 1, device: 'cpu' },
+  train: { steps: 3000, batch_size: 32, eval_interval: 500, eval_batches: 2, seed: 0, threads: 1, device: 'cpu' },
   output: { checkpoint_interval: 0, export_adapter: false },
 };
 
@@ -41,7 +41,7 @@ test('a run survives a window reload and its chart continues without losing a po
   await s.experimentRows().filter({ hasText: 'long-synthetic' }).first().waitFor({ timeout: 30_000 });
   await s.runCommand('RiemannLoRA: Start Run');
   // The run tab opens; wait until it has drawn some live points.
-  await expect.poll(lossPoints, { timeout: 90_000, interval: 500 }).toBeGreaterThan(100);
+  await expect.poll(lossPoints, { timeout: 90_000, interval: 500 }).toBeGreaterThan(50);
   const status = () => JSON.parse(readFileSync(join(runDir(), 'status.json'), 'utf8')) as { state: string; pid: number };
   expect(status().state).toBe('running');
   const pid = status().pid;

@@ -1,7 +1,7 @@
 // The headless main job end to end: the bundled CLI's `demo --quick --task synthetic-lowrank` in a temp
 // folder, with the real worker: exit 0, the summary table with all four methods, the HTML report.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,8 +15,13 @@ afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
+let built: Promise<string> | undefined;
 /** Bundles src/cli.ts the way esbuild.mjs does, into the (git-ignored) test-results folder of the project. */
-async function buildCli(): Promise<string> {
+function buildCli(): Promise<string> {
+  built ??= bundle();
+  return built;
+}
+async function bundle(): Promise<string> {
   const outdir = join(ROOT, 'test-results', 'demo-cli');
   mkdirSync(outdir, { recursive: true });
   await esbuild.build({ entryPoints: { cli: join(ROOT, 'src', 'cli.ts') }, outdir, bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error' });
@@ -59,4 +64,32 @@ describe('npm run demo (quick, synthetic task)', () => {
       for (const f of ['config.json', 'events.jsonl', 'status.json', 'worker.log', 'run.json', 'adapter']) expect(existsSync(join(dir, f)), `${r}/${f}`).toBe(true);
     }
   }, 200_000);
+
+  it('exits non-zero with the worker\'s explanation when a run fails, and 2 for a schema-invalid config', async () => {
+    const python = workerPython();
+    const cli = await buildCli();
+    const dir = mkdtempSync(join(tmpdir(), 'rlora-cli-'));
+    try {
+      // schema-valid, but the worker refuses it: an adapter rank above the synthetic width
+      const bad = { task: { kind: 'synthetic-lowrank', synthetic: { width: 4, depth: 1, target_rank: 2 } }, adapter: { rank: 8 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5 } };
+      writeFileSync(join(dir, 'bad.rlora.json'), JSON.stringify(bad));
+      const failed = await run(process.execPath, [cli, 'run', '--config', 'bad.rlora.json', '--python', python], { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: '1' } }).then(
+        () => ({ code: 0, stdout: '', stderr: '' }),
+        (err: { code: number; stdout: string; stderr: string }) => err,
+      );
+      expect(failed.code).toBe(1);
+      expect(failed.stdout).toMatch(/: failed at step 0/);
+      expect(failed.stderr).toMatch(/failed: config: .*rank/);
+      // schema-invalid: refused before anything runs, the field named
+      writeFileSync(join(dir, 'worse.rlora.json'), JSON.stringify({ ...bad, adapter: { rank: 'eight' } }));
+      const invalid = await run(process.execPath, [cli, 'validate', '--config', 'worse.rlora.json'], { cwd: dir }).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(invalid.code).toBe(2);
+      expect(invalid.stderr).toContain('/adapter/rank: "eight" must be integer');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

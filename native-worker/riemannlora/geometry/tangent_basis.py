@@ -9,9 +9,10 @@ Structured bases (the usual case, ``out ≥ 2r`` and ``in ≥ 2r``): the gauge `
 ``Q_L = [A_L, Q_a]`` with ``Q_a R_a = qr(Ȧ)`` — a QR of an m×r instead of an m×2r matrix (4× fewer flops) —
 and ``Ḃ = B_R c + Q_b R_b`` gives ``Q_R = [B_R, Q_b]``, so ``C = [[cᵀ, R_bᵀ], [R_a, 0]]``, ``A_L = Q_L E``,
 ``B_R = Q_R E`` with ``E = [I; 0]``. Both complements are re-orthogonalized once more against ``A_L`` /
-``B_R`` ("twice is enough"). Layers with ``min(out, in) < 2r``, and batches where Ȧ or the complement of
-Ḃ is rank deficient (e.g. a rank-1 gradient at the first step), use plain QRs of ``[A_L, Ȧ]`` and
-``[Ḃ, B_R]`` instead.
+``B_R`` ("twice is enough"). Layers with ``min(out, in) < 2r``, batches where Ȧ or the complement of Ḃ
+is rank deficient (e.g. a rank-1 gradient at the first step), and batches whose ``A_L`` or ``B_R`` has
+drifted from orthonormality by more than 64 ulp use plain QRs of ``[A_L, Ȧ]`` and ``[Ḃ, B_R]`` instead,
+which also re-orthonormalizes the point (method.md §7: "re-orthonormalize A_L now and then").
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ __all__ = ["TangentBasis"]
 
 def _mT(x: Tensor) -> Tensor:
     return x.transpose(-2, -1)
+
+
+def _addmm(C: Tensor, A: Tensor, B: Tensor, alpha: float = 1.0) -> Tensor:
+    """``C + alpha · A @ B``, one BLAS call for 3-D (batched) operands: no extra pass over the output."""
+    if C.dim() == A.dim() == B.dim() == 3:
+        return torch.baddbmm(C, A, B, alpha=alpha)
+    return C + alpha * (A @ B)
 
 
 class TangentBasis:
@@ -56,22 +64,32 @@ class TangentBasis:
         takes the plain QRs of ``[A_L, Ȧ]`` and ``[Ḃ, B_R]``, whose Q factors are orthonormal as a whole.
         """
         r = self.rank
-        A_perp = A_dot - A_L @ (_mT(A_L) @ A_dot)
+        A_perp = _addmm(A_dot, A_L, _mT(A_L) @ A_dot, alpha=-1.0)
         self.Q_a, R_a = torch.linalg.qr(A_perp)
         c = _mT(B_R) @ B_dot
-        B_perp = B_dot - B_R @ c
+        B_perp = _addmm(B_dot, B_R, c, alpha=-1.0)
         c2 = _mT(B_R) @ B_perp  # second pass: B_perp ⊥ B_R to working precision
-        B_perp = B_perp - B_R @ c2
+        B_perp = _addmm(B_perp, B_R, c2, alpha=-1.0)
         c = c + c2
         self.Q_b, R_b = torch.linalg.qr(B_perp)
+        # [A_L, Q_a] must be orthonormal: Q_a ⊥ A_L, and A_L itself (its rounding drift would otherwise be
+        # inherited by every new A_L = [A_L, Q_a] U₂ and add up over the steps; the plain-QR path below
+        # starts from a fresh Householder basis and so resets it). Same on the right.
+        eye = torch.eye(r, dtype=A_L.dtype, device=A_L.device)
         tol = 64 * torch.finfo(A_L.dtype).eps
-        overlap = torch.maximum((_mT(A_L) @ self.Q_a).abs().amax(), (_mT(B_R) @ self.Q_b).abs().amax())
-        if bool(overlap > tol):
+        worst = torch.stack(
+            [
+                (_mT(A_L) @ self.Q_a).abs().amax(),
+                (_mT(B_R) @ self.Q_b).abs().amax(),
+                (_mT(A_L) @ A_L - eye).abs().amax(),
+                (_mT(B_R) @ B_R - eye).abs().amax(),
+            ]
+        ).amax()
+        if bool(worst > tol):  # one host sync per bucket and step
             return False
         top = torch.cat([_mT(c), _mT(R_b)], dim=-1)
         bottom = torch.cat([R_a, torch.zeros_like(R_a)], dim=-1)
         self.core = torch.cat([top, bottom], dim=-2)
-        eye = torch.eye(r, dtype=A_L.dtype, device=A_L.device)
         E = torch.cat([eye, torch.zeros_like(eye)], dim=0).expand(*A_L.shape[:-2], 2 * r, r)
         self.a = self.b = E
         return True
@@ -80,14 +98,14 @@ class TangentBasis:
         """``Q_L X`` (X: …×kL×j)."""
         if self.structured:
             r = self.rank
-            return self.A_L @ X[..., :r, :] + self.Q_a @ X[..., r:, :]
+            return _addmm(self.A_L @ X[..., :r, :], self.Q_a, X[..., r:, :])
         return self.Q_L @ X
 
     def right(self, Y: Tensor) -> Tensor:
         """``Q_R Y`` (Y: …×kR×j)."""
         if self.structured:
             r = self.rank
-            return self.B_R @ Y[..., :r, :] + self.Q_b @ Y[..., r:, :]
+            return _addmm(self.B_R @ Y[..., :r, :], self.Q_b, Y[..., r:, :])
         return self.Q_R @ Y
 
     def coords_of_B(self, B: Tensor) -> Tensor:

@@ -160,7 +160,8 @@ def loi_init(
     ``svd(Yᵀ G) = Û S Vᵀ``, ``U = Y Û``. That is ``2(q + 1)`` passes over the SAME ``batches`` (a list is
     made of the iterable; G is their mean gradient), each pass one ordinary backward per batch; same-shape
     layers share one batched QR/SVD call. Passes run in eval mode (no dropout), so every pass sees the same
-    G; the training flag is restored afterwards.
+    G; the training flag is restored afterwards. G is taken at the ORIGINAL base function, where training
+    will start (the current adapter, e.g. a manifold layer's tiny random start, is cancelled meanwhile).
 
     The start is ``X₀ = α U[:, :r] V[:, r:2r]ᵀ`` with ``α = scale`` (default ``−0.01/√r``, the paper's LLM
     value). It REPLACES the current adapter and is also stored as the frozen offset (``set_offset``), so
@@ -183,6 +184,11 @@ def loi_init(
         raise ValueError("loi_init: batches is empty; pass at least one batch for the gradient sketch")
     if oversample < 0 or power_iters < 0:
         raise ValueError(f"oversample and power_iters must be >= 0, got {oversample}, {power_iters}")
+    for name, layer in layers.items():  # validate before touching any layer
+        if isinstance(layer, FactorLoRALayer) and layer.use_dora:
+            raise ValueError(
+                f"loi_init does not support DoRA layers ({name}): DoRA has no frozen-offset form"
+            )
     gen = torch.Generator().manual_seed(int(seed))
 
     omega: dict[str, Tensor] = {}

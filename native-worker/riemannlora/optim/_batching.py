@@ -15,8 +15,6 @@ so a checkpoint is the pair (model state_dict, optimizer state_dict).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import torch
 from torch import Tensor, nn
 
@@ -213,7 +211,7 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
     def _riemannian_grad_A(bucket: Bucket) -> Tensor:
         """``(I − A_L A_Lᵀ) Z1.grad``: the Ȧ part of ``P_T(G)`` (method.md §2)."""
         A = bucket.A_L
-        return bucket.grad_A - A @ (_mT(A) @ bucket.grad_A)
+        return torch.baddbmm(bucket.grad_A, A, _mT(A) @ bucket.grad_A, alpha=-1.0)
 
     def _retract_and_transport(
         self,
@@ -254,13 +252,3 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
 
     def _step_bucket(self, bucket: Bucket) -> None:
         raise NotImplementedError
-
-
-def layers_of(params: Iterable) -> list[ManifoldLoRALayer]:
-    """The manifold layers that own ``params`` (model, layers or parameters), for callers and tests."""
-    out: list[ManifoldLoRALayer] = []
-    for p in _expand(params):
-        layer = owner_of(p) if isinstance(p, Tensor) else None
-        if isinstance(layer, ManifoldLoRALayer) and all(layer is not q for q in out):
-            out.append(layer)
-    return out

@@ -64,8 +64,8 @@ class RiemannianSGD(ManifoldOptimizerBase):
         A_dot, B_dot = (1 - damp) * self._riemannian_grad_A(bk), (1 - damp) * bk.grad_B
         momentum = self._momentum(bk)
         if momentum is not None:
-            A_dot = beta * momentum[0] + A_dot
-            B_dot = beta * momentum[1] + B_dot
+            A_dot = torch.addcmul(A_dot, beta, momentum[0])  # β·Ȧp + Ȧ in one pass
+            B_dot = torch.addcmul(B_dot, beta, momentum[1])
         basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
         direction = basis.core  # ξ = Q_L core Q_Rᵀ
         extra = {}

@@ -88,8 +88,8 @@ class Riemannion(ManifoldOptimizerBase):
         A_dot, B_dot = self._riemannian_grad_A(bk), bk.grad_B
         momentum = self._momentum(bk)
         if momentum is not None:
-            A_dot = beta * momentum[0] + A_dot
-            B_dot = beta * momentum[1] + B_dot
+            A_dot = torch.addcmul(A_dot, beta, momentum[0])  # β·Ȧp + Ȧ in one pass
+            B_dot = torch.addcmul(B_dot, beta, momentum[1])
 
         # 4. OrthoLR in coordinates: ξ = Q_L C Q_Rᵀ, svd(C) = U_c s V_cᵀ, Ortho(ξ) = Q_L U_k V_cᵀ Q_Rᵀ with
         # the singular values at the noise level dropped; then ProjectLR back onto T_X, still in coordinates

@@ -1,6 +1,6 @@
 """`builtin-default`: the causal-lm task on the small pretrained model and fine-tuning set shipped with the
 project (`riemannlora.assets`: `default_model_dir()`, `default_data_dir()` with `train.jsonl` and
-`eval.jsonl` of {"prompt", "completion"} records; see riemannlora/assets/README.md for what they are).
+`eval.jsonl` of {"prompt", "completion"} records; see riemannlora/assets/default/README.md for what they are).
 
 It is exactly `causal-lm` with the model and data fixed, plus recommended task settings (sequence length),
 so a new user's first experiment and `npm run demo` need nothing but an adapter and a method.
@@ -67,8 +67,8 @@ class BuiltinDefaultTask(CausalLMTask):
                 raise WorkerError(
                     "missing-path",
                     f"{what} is missing: {path} does not exist",
-                    "rebuild the assets with the project's asset script (see riemannlora/assets/README.md) "
-                    "or reinstall riemannlora",
+                    "rebuild them with `python native-worker/tools/make_default_assets.py` (see "
+                    "riemannlora/assets/default/README.md) or reinstall riemannlora",
                 )
         super().__init__(
             config,

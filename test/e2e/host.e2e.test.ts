@@ -1,0 +1,46 @@
+// Drives the extension-host integration suite (test/e2e/host/suite.ts) in a real VS Code: bundles it,
+// opens code-server with extensionDevelopmentPath + extensionTestsPath, and checks the results file.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as esbuild from 'esbuild';
+import { afterAll, expect, test } from 'vitest';
+import { environment, ROOT, Session } from './harness';
+
+const QUICK = {
+  name: 'quick',
+  task: { kind: 'synthetic-lowrank', synthetic: { width: 32, depth: 2, target_rank: 2, n_train: 512, n_eval: 64 } },
+  adapter: { rank: 4 },
+  method: { init: 'loi', optimizer: 'riemannion' },
+  train: { steps: 30, batch_size: 16, eval_interval: 10, eval_batches: 1, seed: 0, threads: 1, device: 'cpu' },
+  output: { checkpoint_interval: 0, export_adapter: true },
+};
+const BROKEN = { ...QUICK, name: 'broken', method: { init: 'loi', optimizer: 'not-an-optimizer' } };
+
+let s: Session | undefined;
+afterAll(async () => {
+  await s?.stop();
+  s?.cleanup();
+});
+
+test('extension-host integration suite passes', async () => {
+  const env = environment();
+  const outDir = join(ROOT, 'test-results', 'e2e', 'host');
+  mkdirSync(outDir, { recursive: true });
+  const bundle = join(outDir, 'suite.js');
+  await esbuild.build({ entryPoints: [join(ROOT, 'test/e2e/host/suite.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'], outfile: bundle, logLevel: 'error' });
+  const results = join(outDir, 'results.json');
+  s = new Session(env, {
+    hostTests: bundle,
+    env: { RLORA_HOST_RESULTS: results, RLORA_PYTHON: env.python },
+    files: { 'quick.rlora.json': JSON.stringify(QUICK, null, 2), 'broken.rlora.json': JSON.stringify(BROKEN, null, 2) },
+  });
+  const { rmSync } = await import('node:fs');
+  rmSync(results, { force: true });
+  await s.start();
+  await expect.poll(() => existsSync(results), { timeout: 150_000, interval: 500 }).toBe(true);
+  await s.shot('host-01-suite-done');
+  const r = JSON.parse(readFileSync(results, 'utf8')) as { name: string; ok: boolean; error?: string }[];
+  const failed = r.filter((x) => !x.ok);
+  expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
+  expect(r.length).toBe(7);
+});

@@ -1,0 +1,123 @@
+// Extension-host integration tests: bundled by test/e2e/host.e2e.test.ts and run inside the real
+// extension host of code-server (extensionTestsPath), with the real worker. The host exits 0 even when
+// run() throws, so every result goes to the JSON file named by RLORA_HOST_RESULTS and the driver checks it.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as vscode from 'vscode';
+import { editConfigFile } from '../../../src/configure/flows';
+import type { Engine } from '../../../src/core/engine';
+import type { RunInfo } from '../../../src/core/runStore';
+import { findings, runDoctor } from '../../../src/environment/doctor';
+
+type Result = { name: string; ok: boolean; error?: string; ms: number };
+
+function assert(cond: unknown, message: string): asserts cond {
+  if (!cond) throw new Error(message);
+}
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function run(): Promise<void> {
+  const out = process.env.RLORA_HOST_RESULTS;
+  const python = process.env.RLORA_PYTHON ?? 'python3';
+  const results: Result[] = [];
+  const test = async (name: string, fn: () => Promise<void>) => {
+    const t0 = Date.now();
+    try {
+      await fn();
+      results.push({ name, ok: true, ms: Date.now() - t0 });
+    } catch (err) {
+      results.push({ name, ok: false, error: (err as Error).stack ?? String(err), ms: Date.now() - t0 });
+    }
+  };
+  const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+  const ext = vscode.extensions.all.find((e) => e.packageJSON?.name === 'riemannlora-lab');
+  let engine: Engine | undefined;
+
+  await test('the extension activates and exposes its engine', async () => {
+    assert(ext, 'extension riemannlora-lab is not loaded');
+    const api = (await ext.activate()) as { engine: () => Engine | undefined };
+    engine = api.engine();
+    assert(engine, 'no engine: a folder is open, so there must be one');
+    assert(folder && engine.root === join(folder.fsPath, '.rlora-runs'), `runs root ${engine.root}`);
+  });
+
+  await test('every palette command is registered and titled "RiemannLoRA: …"', async () => {
+    const all = await vscode.commands.getCommands(true);
+    const contributed = (ext!.packageJSON.contributes.commands as { command: string; title: string; category: string }[]).filter(
+      (c) => !['riemannlora.refresh', 'riemannlora.openConfig'].includes(c.command),
+    );
+    const titles = contributed.map((c) => `${c.category}: ${c.title}`);
+    for (const t of [
+      'New Experiment…', 'Configure Rank…', 'Configure Initialization…', 'Configure Optimizer…', 'Start Run', 'Stop Run', 'Resume Run',
+      'Delete Run', 'Compare with LoRA Baselines', 'Open Run Chart', 'Open Comparison', 'Export Adapter (PEFT)…', 'Show Run Log',
+      'Select Python Interpreter…', 'Check Environment', 'Run Demo Comparison',
+    ]) {
+      assert(titles.includes(`RiemannLoRA: ${t}`), `missing palette title "RiemannLoRA: ${t}"`);
+    }
+    for (const c of contributed) assert(all.includes(c.command), `command ${c.command} is contributed but not registered`);
+  });
+
+  await test('Start Run on a *.rlora.json runs the real worker to completion', async () => {
+    const uri = vscode.Uri.joinPath(folder!, 'quick.rlora.json');
+    const info = (await vscode.commands.executeCommand('riemannlora.startRun', uri)) as RunInfo | undefined;
+    assert(info?.key, 'startRun returned no run');
+    assert(info.experiment === 'quick', `experiment id from the file name, got ${info.experiment}`);
+    const done = await engine!.wait(info.key);
+    assert(done.state === 'completed', `state ${done.state}: ${JSON.stringify(done.last_error)}`);
+    assert(done.summary && typeof done.summary.final_loss === 'number', 'a completed run has a final loss');
+    const snap = engine!.snapshot(info.key);
+    assert(snap.train.length === 30, `30 train points expected, got ${snap.train.length}`);
+  });
+
+  await test('configuration edits are validated against the schema before they are written', async () => {
+    const uri = vscode.Uri.joinPath(folder!, 'quick.rlora.json');
+    assert(await editConfigFile(uri, (c) => (c.adapter.rank = 16)), 'a valid edit is applied');
+    assert(JSON.parse(readFileSync(uri.fsPath, 'utf8')).adapter.rank === 16, 'rank 16 written to the file');
+    const refused = await editConfigFile(uri, (c) => (c.adapter.rank = 0));
+    assert(!refused, 'rank 0 must be refused');
+    assert(JSON.parse(readFileSync(uri.fsPath, 'utf8')).adapter.rank === 16, 'a refused edit leaves the file as it was');
+  });
+
+  await test('*.rlora.json files get schema diagnostics (jsonValidation)', async () => {
+    const uri = vscode.Uri.joinPath(folder!, 'broken.rlora.json');
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const diags = await until('schema diagnostics', () => {
+      const d = vscode.languages.getDiagnostics(uri);
+      return d.length ? d : undefined;
+    }, 30_000);
+    assert(diags.some((d) => /riemannion|Value is not accepted|not accepted/i.test(d.message)), `diagnostics: ${diags.map((d) => d.message).join(' | ')}`);
+  });
+
+  await test('Check Environment: doctor findings for the real interpreter and for a missing one', async () => {
+    const ext2 = ext!.extensionUri.fsPath;
+    const ok = findings(await runDoctor(python, join(ext2, 'native-worker')), python);
+    assert(ok[0]?.message.startsWith('Environment OK'), `first finding: ${JSON.stringify(ok[0])}`);
+    const missing = findings(await runDoctor('/nonexistent/python3', join(ext2, 'native-worker')), '/nonexistent/python3');
+    assert(missing.length === 1 && missing[0]!.severity === 'error' && missing[0]!.selectInterpreter, JSON.stringify(missing));
+    assert(/was not found/.test(missing[0]!.message), missing[0]!.message);
+  });
+
+  await test('the run chart and the comparison open as webview panels', async () => {
+    const key = engine!.list()[0]!.key;
+    await vscode.commands.executeCommand('riemannlora.openRunChart', key);
+    await until('a run panel tab', () =>
+      vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith('riemannlora.run')),
+    );
+    await vscode.commands.executeCommand('riemannlora.openComparison', key.split('/')[0]);
+    await until('a comparison panel tab', () =>
+      vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith('riemannlora.compare')),
+    );
+  });
+
+  if (out) writeFileSync(out, JSON.stringify(results, null, 2));
+}
