@@ -5,7 +5,7 @@ Llama-like block repeated: per block one 2048×2048 (attention-like) and one 819
 (MLP-like) adapted layer, rank 16. Base weights are zero-stride stand-ins (the optimizers never read them),
 so the benchmark needs only the adapter memory.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=native-worker python bench/step_overhead_quick.py [--layers 8] [--rank 16]
+    OMP_NUM_THREADS=1 python bench/step_overhead_quick.py [--layers 8] [--rank 16]
         [--device cpu] [--steps 5] [--rounds 3] [--out bench/results/step_overhead_quick.json]
 """
 
@@ -16,12 +16,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
-from riemannlora.adapters import adapter_layers, inject_adapters
-from riemannlora.optim.riemannion import Riemannion
 from torch import nn
+
+# the package lives in native-worker/: importable without installing it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "native-worker"))
 
 
 def stand_in_linear(in_f: int, out_f: int, device: str) -> nn.Linear:
@@ -50,7 +53,7 @@ def fill_grads(params, gen_seed: int = 0) -> None:
 
 
 def time_steps(opt, params, steps: int, device: str) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds per step (CPU time is less sensitive to a shared, loaded machine)."""
+    """Wall-clock and process CPU seconds per step (CPU time suffers less from a shared, loaded machine)."""
     fill_grads(params)
     for _ in range(3):  # warm-up: allocations, lazy state
         opt.step()
@@ -84,6 +87,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args()
+    from riemannlora.adapters import adapter_layers, inject_adapters
+    from riemannlora.optim.riemannion import Riemannion
 
     manifold = build(args.layers, args.hidden, args.mlp, args.device)
     torch.manual_seed(0)

@@ -12,7 +12,7 @@ import { ProgressBoard } from './core/progress';
 import { renderReport } from './core/report';
 import { isTerminal } from './core/runState';
 import type { RunInfo } from './core/runStore';
-import { demoConfig, DEMO_TASKS, type DemoTask } from './core/demo';
+import { demoConfig, demoMethods, DEMO_TASKS, type DemoTask } from './core/demo';
 
 const HELP = `RiemannLoRA Lab — headless runner
 
@@ -229,6 +229,7 @@ async function main(argv: string[]): Promise<number> {
           `${base.train.steps} steps, ${concurrency} at a time\n\n`,
       );
       return runComparison(c, base, {
+        methods: demoMethods(task),
         name: `demo ${task}${values.quick ? ' quick' : ''}`,
         title: `RiemannLoRA vs LoRA baselines — ${task}`,
         facts: describeConfig(base),

@@ -337,3 +337,21 @@ def test_fp32_point_stays_orthonormal_over_many_steps():
         worst = max(worst, float((layer.A_L.mT @ layer.A_L - eye).abs().max()))
         worst = max(worst, float((layer.B_R.mT @ layer.B_R - eye).abs().max()))
     assert worst < 2e-5  # without the check the drift passes 8e-5 by step 400
+
+
+def test_point_moved_outside_the_optimizer_resets_its_momentum():
+    data = batches(11, 3)
+    nets = [make_net(11) for _ in range(2)]
+    for net in nets:
+        inject_adapters(net, R, ["0"])
+        well_conditioned(net, 11)
+    opt = Riemannion(nets[0], lr=0.05)
+    run(nets[0], opt, data[:2])
+    g = torch.Generator().manual_seed(5)
+    A, B = torch.randn(R, N, dtype=F64, generator=g), torch.randn(M, R, dtype=F64, generator=g)
+    for net in nets:
+        net[0].load_factors(A, B, 0.2)
+    with pytest.warns(UserWarning, match="momentum is reset"):
+        run(nets[0], opt, data[2:])
+    run(nets[1], Riemannion(nets[1], lr=0.05), data[2:])  # a fresh optimizer from the same point
+    torch.testing.assert_close(nets[0][0].delta_weight(), nets[1][0].delta_weight(), rtol=0, atol=1e-13)

@@ -120,6 +120,7 @@ export function summarizeRun(series: RunSeries): RunSummary {
     wall_s: series.wallSeconds,
     peak_memory_bytes: series.peakMemory,
     final_eval: lastEval ? { ...lastEval.metrics } : null,
+    lr: series.lr,
   };
 }
 
@@ -185,6 +186,7 @@ export function tableColumns(c: Comparison): { header: string; cells: string[] }
   return [
     { header: 'method', cells: r.map((x) => `${x.label}${x.baseline ? ' (baseline)' : ''}`) },
     { header: 'state', cells: r.map((x) => x.state) },
+    { header: 'lr', cells: r.map((x) => (x.summary.lr === null || x.summary.lr === undefined ? '—' : String(x.summary.lr))) },
     { header: 'steps', cells: r.map((x) => String(x.summary.steps)) },
     { header: 'final loss', cells: r.map((x) => fmt(x.summary.final_loss)) },
     { header: 'best loss', cells: r.map((x) => fmt(x.summary.best_loss)) },

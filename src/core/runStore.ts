@@ -57,6 +57,8 @@ export interface RunSummary {
   peak_memory_bytes: number | null;
   /** Every eval metric at the last evaluation. */
   final_eval: Record<string, number | null> | null;
+  /** The learning rate the worker used (absent in summaries cached before it was recorded). */
+  lr?: number | null;
 }
 
 export interface RunCard {

@@ -33,6 +33,8 @@ export class RunSeries {
   /** Wall time of the finished segments plus the current one. */
   private segments: { start: number; last: number }[] = [];
   peakMemory: number | null = null;
+  /** The learning rate the worker used (from the `init` event's details), when it said. */
+  lr: number | null = null;
   /** Seconds spent in initialization (LOI, PiSSA's SVD...), which happens before `started`. */
   initSeconds = 0;
   eventCount = 0;
@@ -84,9 +86,12 @@ export class RunSeries {
           Object.assign(p.metrics, e.metrics);
           break;
         }
-        case 'init':
+        case 'init': {
           this.initSeconds += e.seconds;
+          const lr = (e.details as { lr?: unknown } | undefined)?.lr;
+          if (typeof lr === 'number') this.lr = lr;
           break;
+        }
         case 'error':
           this.lastError = e;
           break;

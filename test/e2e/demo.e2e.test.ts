@@ -38,7 +38,7 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
   // The comparison tab opens at once and fills as the runs go.
   const web = s.webview();
   await web.locator('#legend .legend-item').nth(METHODS.length - 1).waitFor({ timeout: 60_000 });
-  await web.locator('#status').filter({ hasText: /[1-9][\d,]* points/ }).waitFor({ timeout: 90_000 });
+  await web.locator('#status').filter({ hasText: /[1-9][\d,]* drawn/ }).waitFor({ timeout: 90_000 });
   await s.shot('demo-02-running');
 
   // The tree: four runs, each completed with its final loss as description.
@@ -46,6 +46,8 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
   for (const m of METHODS) {
     await rows.filter({ hasText: m }).filter({ hasText: /loss \d/ }).first().waitFor({ timeout: 150_000 });
   }
+  // The toasts of the finished runs carry their actions.
+  await s.notifications().filter({ hasText: 'completed' }).filter({ hasText: 'Open Chart' }).filter({ hasText: 'Show Log' }).first().waitFor({ timeout: 15_000 });
   await s.shot('demo-03-tree-completed');
   for (const m of METHODS) {
     const row = rows.filter({ hasText: m }).first();
@@ -80,8 +82,8 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
 
   // Light and high-contrast themes: the webview follows (body class) and the chart re-reads its colours.
   for (const [theme, cls, shot] of [
-    ['Default Light Modern', 'vscode-light', 'demo-06-light'],
-    ['Default High Contrast', 'vscode-high-contrast', 'demo-07-high-contrast'],
+    ['Light Modern', 'vscode-light', 'demo-06-light'],
+    ['Dark High Contrast', 'vscode-high-contrast', 'demo-07-high-contrast'],
   ] as const) {
     await s.setTheme(theme);
     await web.locator(`body.${cls}`).waitFor({ timeout: 20_000 });
@@ -89,12 +91,16 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
     await s.shot(shot);
   }
 
-  // One notification per finished run, with its actions.
-  const toasts = s.page.locator('.notifications-toasts .notification-toast, .notification-list-item');
-  const texts = await toasts.allInnerTexts();
-  const finished = texts.filter((t) => /completed/.test(t));
-  expect(finished.length).toBeGreaterThan(0);
-  expect(texts.some((t) => t.includes('Open Chart'))).toBe(true);
+  // One notification per finished run: all four, each exactly once, in the notification center.
+  await s.runCommand('Notifications: Show Notifications');
+  const center = s.page.locator('.notifications-center .notification-list-item');
+  await center.first().waitFor({ timeout: 10_000 });
+  const texts = await center.allInnerTexts();
+  for (const m of METHODS) expect(texts.filter((t) => t.includes(`RiemannLoRA: ${m} completed`)), `notifications for ${m}`).toHaveLength(1);
+  await s.shot('demo-08-notifications');
+
+  // The webviews run under a nonce CSP without unsafe-inline/unsafe-eval: nothing may have been refused.
+  expect(s.console.filter((m) => /Content Security Policy|Refused to/i.test(m))).toEqual([]);
 
   // The runs on disk are the ones shown.
   const root = join(s.workspace, '.rlora-runs');

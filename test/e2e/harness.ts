@@ -112,6 +112,7 @@ export class Session {
   readonly userData: string;
   readonly extensions: string;
   port = 0;
+  readonly console: string[] = [];
 
   constructor(
     readonly env: Environment,
@@ -195,6 +196,10 @@ export class Session {
     });
     const context = await this.browser.newContext({ viewport: { width: 1400, height: 900 } });
     this.page = await context.newPage();
+    // Console messages of the workbench and of the webviews (CSP violations show up here).
+    this.page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') this.console.push(m.text());
+    });
     await this.openWorkbench();
   }
 
@@ -239,9 +244,10 @@ export class Session {
         const input = this.page.locator('.quick-input-widget input');
         await input.waitFor({ state: 'visible', timeout: 5_000 });
         await input.fill(`>${title}`);
-        const row = this.page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+        // Click the row whose label is exactly the title (fuzzy matching may rank another command first).
+        const row = this.page.locator('.quick-input-list .monaco-list-row').filter({ has: this.page.getByText(title, { exact: true }) }).first();
         await row.waitFor({ timeout: 10_000 });
-        await input.press('Enter');
+        await row.click();
         return;
       } catch (err) {
         if (attempt >= 1) throw err;
@@ -262,7 +268,7 @@ export class Session {
 
   /** Opens the RiemannLoRA view container (clicking its activity-bar icon when it is shown would hide it). */
   async showExperiments(): Promise<void> {
-    const title = this.page.locator('.part.sidebar .composite.title').filter({ hasText: /RiemannLoRA/i });
+    const title = this.page.locator('.part.sidebar .composite.title').filter({ hasText: /RiemannLoRA/i, visible: true }).first();
     if (await title.isVisible().catch(() => false)) return;
     await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().click();
     await title.waitFor({ timeout: 10_000 });
@@ -273,8 +279,7 @@ export class Session {
     await this.runCommand('Preferences: Color Theme');
     const input = this.page.locator('.quick-input-widget input');
     await input.fill(name);
-    await this.page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().waitFor({ timeout: 10_000 });
-    await input.press('Enter');
+    await this.page.locator('.quick-input-list .monaco-list-row').filter({ has: this.page.getByText(name, { exact: true }) }).first().click({ timeout: 10_000 });
   }
 
   /** Tree rows of the Experiments view as their visible text (label + description). */

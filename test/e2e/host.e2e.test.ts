@@ -15,6 +15,13 @@ const QUICK = {
   output: { checkpoint_interval: 0, export_adapter: true },
 };
 const BROKEN = { ...QUICK, name: 'broken', method: { init: 'loi', optimizer: 'not-an-optimizer' } };
+const MISSING = {
+  name: 'missing-model',
+  task: { kind: 'causal-lm', model: '/nonexistent/model', data: '/nonexistent/data.jsonl' },
+  adapter: { rank: 4 },
+  method: { init: 'lora', optimizer: 'adamw' },
+  train: { steps: 5, device: 'cpu' },
+};
 
 let s: Session | undefined;
 afterAll(async () => {
@@ -32,7 +39,7 @@ test('extension-host integration suite passes', async () => {
   s = new Session(env, {
     hostTests: bundle,
     env: { RLORA_HOST_RESULTS: results, RLORA_PYTHON: env.python },
-    files: { 'quick.rlora.json': JSON.stringify(QUICK, null, 2), 'broken.rlora.json': JSON.stringify(BROKEN, null, 2) },
+    files: { 'quick.rlora.json': JSON.stringify(QUICK, null, 2), 'broken.rlora.json': JSON.stringify(BROKEN, null, 2), 'missing.rlora.json': JSON.stringify(MISSING, null, 2) },
   });
   const { rmSync } = await import('node:fs');
   rmSync(results, { force: true });
@@ -42,5 +49,12 @@ test('extension-host integration suite passes', async () => {
   const r = JSON.parse(readFileSync(results, 'utf8')) as { name: string; ok: boolean; error?: string }[];
   const failed = r.filter((x) => !x.ok);
   expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
-  expect(r.length).toBe(7);
+  expect(r.length).toBe(8);
+  // The failed run's tab (left open by the suite) shows the error, its hint and the log tail.
+  const error = s.webview().locator('#error');
+  await error.waitFor({ timeout: 30_000 });
+  expect(await error.innerText()).toMatch(/nonexistent/);
+  await s.webview().locator('#error .log-tail').waitFor({ timeout: 10_000 });
+  await s.page.waitForTimeout(500);
+  await s.shot('host-02-failed-run');
 });

@@ -10,7 +10,7 @@ const CONFIG = {
   task: { kind: 'synthetic-lowrank', synthetic: { width: 64, depth: 3, target_rank: 4, n_train: 4096, n_eval: 256 } },
   adapter: { rank: 4 },
   method: { init: 'loi', optimizer: 'riemannion' },
-  train: { steps: 3000, batch_size: 32, eval_interval: 500, eval_batches: 2, seed: 0, threads: 1, device: 'cpu' },
+  train: { steps: 2000, batch_size: 32, eval_interval: 500, eval_batches: 2, seed: 0, threads: 1, device: 'cpu' },
   output: { checkpoint_interval: 0, export_adapter: false },
 };
 

@@ -246,7 +246,22 @@ export class LineChart {
       });
     }
     this.renderedPoints = points;
-    const range = s.ignoreOutliers ? robustRange(yRangeInputs, 0.02, s.logY) : undefined;
+    let range = s.ignoreOutliers ? robustRange(yRangeInputs, 0.02, s.logY) : undefined;
+    if (!range) {
+      // A (nearly) constant series, e.g. a constant learning rate whose EMA differs in the last bits:
+      // chart.js would blow that float noise up to the full height. Show a flat line in a ±5% band.
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const ys of yRangeInputs) {
+        for (const v of ys) {
+          if (!Number.isFinite(v) || (s.logY && v <= 0)) continue;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        }
+      }
+      const mid = (lo + hi) / 2;
+      if (Number.isFinite(mid) && mid !== 0 && hi - lo <= 1e-9 * Math.abs(mid)) range = { min: mid - Math.abs(mid) * 0.05, max: mid + Math.abs(mid) * 0.05 };
+    }
     this.chart.options = this.options(
       Number.isFinite(xMin) ? xMin : undefined,
       Number.isFinite(xMax) && xMax > xMin ? xMax : undefined,

@@ -49,6 +49,7 @@ class ManifoldLoRALayer(AdapterLayerBase):
         self.register_buffer("A_L", orthonormal_basis(torch.randn(m, r, **kw)))
         self.register_buffer("B_R", orthonormal_basis(torch.randn(n, r, **kw)))
         self.B = nn.Parameter(self.B_R * self.init_scale)
+        self.point_version = 0
         self.Z1 = nn.Parameter(torch.zeros(m, r, **kw))
         self._register_params()
 
@@ -68,6 +69,9 @@ class ManifoldLoRALayer(AdapterLayerBase):
         self.A_L.copy_(A_L)
         self.B.copy_(B)
         self.B_R.copy_(orthonormal_basis(self.B) if B_R is None else B_R)
+        # lets an optimizer notice that the point was moved by someone else (its stored momentum lives in
+        # the tangent space of the point it last wrote)
+        self.point_version += 1
 
     def _lowrank_pairs(self) -> list[tuple[Tensor, Tensor]]:
         return [(self.B_R, self.Z1), (self.B, self.A_L)]

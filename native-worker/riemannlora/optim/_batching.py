@@ -15,6 +15,8 @@ so a checkpoint is the pair (model state_dict, optimizer state_dict).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
@@ -118,6 +120,8 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
                 raise ValueError(f"{key} must be >= 0, got {defaults[key]}")
         super().__init__(_expand(params), defaults)
         self._entries()  # validate ownership up front: errors at construction, not at the first step
+        # id(layer) -> layer.point_version right after this optimizer wrote the point
+        self._written: dict[int, int] = {}
 
     def _entries(self) -> list[tuple[ManifoldLoRALayer, dict]]:
         """``(layer, param group)`` for every manifold layer, in param-group order."""
@@ -201,6 +205,18 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         previous step (transport = projection onto the new tangent space, method.md §3)."""
         b, m, r = bucket.A_L.shape
         n = bucket.B.shape[1]
+        for layer in bucket.layers:
+            written = self._written.get(id(layer))
+            if written is not None and written != layer.point_version and "momentum_A" in self.state[layer.B]:
+                # the point was set from outside (set_point, load_factors, import): the momentum belongs to
+                # another tangent space, so it restarts from zero for this layer
+                warnings.warn(
+                    f"{type(self).__name__}: a layer's point changed outside the optimizer; its momentum "
+                    "is reset",
+                    stacklevel=4,
+                )
+                for key in ("momentum_A", "momentum_B"):
+                    self.state[layer.B].pop(key)
         mA = self._stack_state(bucket, "momentum_A", (m, r))
         mB = self._stack_state(bucket, "momentum_B", (n, r))
         if mA is None or mB is None:
@@ -248,6 +264,8 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         V, mom_B = right[..., :r], right[..., r:]
         # everything is computed before the write: a lone layer's bucket tensors are views of its buffers
         bucket.write_point(A_new, V * S2[..., None, :r], V)
+        for layer in bucket.layers:
+            self._written[id(layer)] = layer.point_version
         self._save_state(bucket, momentum_A=mom_A, momentum_B=mom_B, **(extra_state or {}))
 
     def _step_bucket(self, bucket: Bucket) -> None:

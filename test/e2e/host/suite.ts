@@ -119,5 +119,17 @@ export async function run(): Promise<void> {
     );
   });
 
+  await test('a failing run ends failed with its error; its run tab is left open for the driver', async () => {
+    const uri = vscode.Uri.joinPath(folder!, 'missing.rlora.json');
+    const info = (await vscode.commands.executeCommand('riemannlora.startRun', uri)) as RunInfo | undefined;
+    assert(info?.key, 'startRun returned no run');
+    const done = await engine!.wait(info.key);
+    assert(done.state === 'failed', `state ${done.state}`);
+    const snap = engine!.snapshot(info.key);
+    const said = [JSON.stringify(done.last_error), snap.logTail, ...snap.events.map((e) => JSON.stringify(e))].join('\n');
+    assert(/nonexistent/.test(said), `the failure names the missing path: ${said.slice(0, 500)}`);
+    await vscode.commands.executeCommand('riemannlora.openRunChart', info.key);
+  });
+
   if (out) writeFileSync(out, JSON.stringify(results, null, 2));
 }

@@ -12,7 +12,7 @@ const pts = (losses: (number | null)[], stepOf = (i: number) => i + 1): TrainPoi
 function series(rate: number, steps = 100, opts: { noise?: number; seed?: number; evalEvery?: number } = {}): RunSeries {
   const r = rng(opts.seed ?? 1);
   const ev: WorkerEvent[] = [{ type: 'started', version: 1, time: 1000, device: 'cpu', dtype: 'fp32', trainable_params: 1, total_params: 2, task: 't', method: 'm' }];
-  ev.push({ type: 'init', version: 1, time: 1000, method: 'm', seconds: 2 });
+  ev.push({ type: 'init', version: 1, time: 1000, method: 'm', seconds: 2, details: { lr: 0.002 } });
   for (let s = 1; s <= steps; s++) {
     const loss = Math.exp(-rate * s) * (1 + (opts.noise ?? 0) * (r() - 0.5));
     ev.push({ type: 'metric', version: 1, time: 1000 + s * 0.1, step: s, split: 'train', loss, memory_bytes: 1000 + s });
@@ -92,6 +92,7 @@ describe('summaries', () => {
     expect(s.best_eval).toEqual({ name: 'accuracy', value: 1 - Math.exp(-3), step: 100 });
     expect(s.wall_s).toBeCloseTo(2 + 10, 6); // init seconds + last event - started
     expect(s.peak_memory_bytes).toBe(1100);
+    expect(s.lr).toBe(0.002); // what the worker says it used
     expect(s.final_eval?.loss).toBeCloseTo(1.1 * Math.exp(-3), 12);
   });
 

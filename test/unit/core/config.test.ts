@@ -3,7 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, configErrors, loadConfig, parseConfigText, withDefaults, type RunConfig } from '../../../src/core/config';
-import { demoConfig, DEMO_TASKS } from '../../../src/core/demo';
+import { siblingConfig } from '../../../src/core/compare';
+import { demoConfig, demoMethods, DEMO_TASKS } from '../../../src/core/demo';
 import { tempDir } from './helpers';
 
 const good: RunConfig = { task: { kind: 'synthetic-lowrank' }, adapter: { rank: 4 }, method: { init: 'loi', optimizer: 'riemannion' }, train: { steps: 10 } };
@@ -77,6 +78,12 @@ describe('config validation', () => {
       expect(configErrors(full)).toEqual([]);
       expect(quick.train.steps).toBeLessThan(full.train.steps);
       expect(full.train.threads).toBe(1);
+      const methods = demoMethods(task);
+      expect(methods.map((m) => m.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW', 'PiSSA', 'ScaledAdamW']);
+      for (const m of methods) expect(configErrors(siblingConfig(full, m))).toEqual([]);
     }
+    // the built-in default's methods each carry their calibrated rate; the synthetic smoke run uses the defaults
+    expect(demoMethods('builtin-default').every((m) => typeof m.lr === 'number' && m.lr > 0)).toBe(true);
+    expect(demoMethods('synthetic-lowrank').every((m) => m.lr === undefined)).toBe(true);
   });
 });
