@@ -346,8 +346,9 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (!w) {
       w = { key, tailer: new EventTailer(this.store.eventsPath(key)), series: new RunSeries(), nonMetric: [], skipped: [], waiters: [], finished: false };
       this.watched.set(key, w);
-      this.ensureTimer();
     }
+    // (Re)start polling: the timer stops when every watched run has finished, and a resume revives one.
+    this.ensureTimer();
     return w;
   }
 

@@ -1,7 +1,7 @@
 // The demo flow in a real VS Code with the real worker on the fast synthetic task: the palette command
 // runs RiemannLoRA against the LoRA baselines, the runs complete in the tree, the comparison tab shows
 // every run in its legend and its summary table, and each finished run gets one notification.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { environment, Session } from './harness';
@@ -80,6 +80,37 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
   await web.locator('#status').filter({ hasText: /drawn/ }).waitFor();
   await s.shot('demo-05-log-y');
 
+  // CSV export: every point of every selected run at full resolution, through VS Code's save dialog.
+  await web.locator('#export-csv').click();
+  const saveInput = s.page.locator('.quick-input-widget input');
+  await saveInput.waitFor({ state: 'visible', timeout: 10_000 });
+  await expect.poll(() => saveInput.inputValue(), { timeout: 10_000 }).toMatch(/\.csv$/); // the dialog fills the name in
+  await saveInput.press('Enter');
+  await web.locator('#status').filter({ hasText: /exported [\d,]+ points of 4 runs/ }).waitFor({ timeout: 20_000 });
+  const expDir = join(s.workspace, '.rlora-runs', readdirSync(join(s.workspace, '.rlora-runs'))[0]!);
+  let pointsOnDisk = 0;
+  for (const run of readdirSync(expDir, { withFileTypes: true }).filter((d) => d.isDirectory())) {
+    for (const line of readFileSync(join(expDir, run.name, 'events.jsonl'), 'utf8').split('\n')) {
+      if (!line.trim()) continue;
+      const e = JSON.parse(line) as { type: string; split?: string; lr?: number; grad_norm?: number | null; tokens_per_s?: number; memory_bytes?: number; metrics?: object };
+      if (e.type === 'metric' && e.split === 'train') pointsOnDisk += 1 + ['lr', 'grad_norm', 'tokens_per_s', 'memory_bytes'].filter((k) => (e as Record<string, unknown>)[k] !== undefined && (e as Record<string, unknown>)[k] !== null).length;
+    }
+  }
+  const csvFile = readdirSync(s.workspace).find((f) => f.endsWith('.csv'))!;
+  const csv = readFileSync(join(s.workspace, csvFile), 'utf8').trimEnd().split('\n');
+  expect(csv[0]).toBe('run,label,metric,step,wall_time,value');
+  const trainRows = csv.slice(1).filter((l) => !/,(eval_loss|eval:[^,]+),/.test(l));
+  expect(trainRows.length).toBe(pointsOnDisk);
+  for (const m of METHODS) expect(csv.some((l) => l.includes(`,${m},loss,`)), `CSV has ${m}`).toBe(true);
+
+  // PNG export of the chart.
+  await web.locator('#export-png').click();
+  await saveInput.waitFor({ state: 'visible', timeout: 10_000 });
+  await saveInput.press('Enter');
+  await web.locator('#status').filter({ hasText: /saved .*\.png/ }).waitFor({ timeout: 20_000 });
+  const png = readdirSync(s.workspace).find((f) => f.endsWith('.png'))!;
+  expect(readFileSync(join(s.workspace, png)).subarray(1, 4).toString()).toBe('PNG');
+
   // Light and high-contrast themes: the webview follows (body class) and the chart re-reads its colours.
   for (const [theme, cls, shot] of [
     ['Light Modern', 'vscode-light', 'demo-06-light'],
@@ -104,6 +135,6 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
 
   // The runs on disk are the ones shown.
   const root = join(s.workspace, '.rlora-runs');
-  const experiments = JSON.parse(readFileSync(join(root, (await import('node:fs')).readdirSync(root)[0]!, 'experiment.json'), 'utf8')) as { runs: string[] };
+  const experiments = JSON.parse(readFileSync(join(root, readdirSync(root)[0]!, 'experiment.json'), 'utf8')) as { runs: string[] };
   expect(experiments.runs).toHaveLength(METHODS.length);
 });

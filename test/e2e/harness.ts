@@ -269,9 +269,13 @@ export class Session {
   /** Opens the RiemannLoRA view container (clicking its activity-bar icon when it is shown would hide it). */
   async showExperiments(): Promise<void> {
     const title = this.page.locator('.part.sidebar .composite.title').filter({ hasText: /RiemannLoRA/i, visible: true }).first();
-    if (await title.isVisible().catch(() => false)) return;
-    await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().click();
-    await title.waitFor({ timeout: 10_000 });
+    // Right after a (re)load the workbench may ignore the first click: check, click, wait, and retry.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (await title.isVisible().catch(() => false)) return;
+      await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().click();
+      if (await title.waitFor({ timeout: 3_000 }).then(() => true, () => false)) return;
+    }
+    await title.waitFor({ timeout: 5_000 });
   }
 
   /** Switches the colour theme through "Preferences: Color Theme" (applies live). */
@@ -290,6 +294,20 @@ export class Session {
   /** The content frame of the active webview (two iframes deep). */
   webview(): FrameLocator {
     return this.page.frameLocator('iframe.webview.ready').last().frameLocator('#active-frame');
+  }
+
+  /** The content frame of the webview whose `selector` element has `text` (several panels may exist). */
+  async webviewWhere(selector: string, text: string | RegExp, timeoutMs = 30_000): Promise<FrameLocator> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const n = await this.page.locator('iframe.webview.ready').count();
+      for (let i = 0; i < n; i++) {
+        const frame = this.page.frameLocator('iframe.webview.ready').nth(i).frameLocator('#active-frame');
+        if ((await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) > 0) return frame;
+      }
+      if (Date.now() > end) throw new Error(`no webview with ${selector} matching ${text}`);
+      await this.page.waitForTimeout(250);
+    }
   }
 
   notifications() {

@@ -51,10 +51,11 @@ test('extension-host integration suite passes', async () => {
   expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
   expect(r.length).toBe(8);
   // The failed run's tab (left open by the suite) shows the error, its hint and the log tail.
-  const error = s.webview().locator('#error');
+  const web = await s.webviewWhere('h1.title', 'missing-model');
+  const error = web.locator('#error');
   await error.waitFor({ timeout: 30_000 });
   expect(await error.innerText()).toMatch(/nonexistent/);
-  await s.webview().locator('#error .log-tail').waitFor({ timeout: 10_000 });
+  await web.locator('#error .log-tail').waitFor({ timeout: 10_000 });
   await s.page.waitForTimeout(500);
   await s.shot('host-02-failed-run');
 });

@@ -87,8 +87,13 @@ describe('engine + real worker (synthetic-lowrank)', () => {
     expect(onDisk.events.some((e) => e.type === 'finished')).toBe(false);
 
     // --- resume the stopped run: continues from its checkpoint to the end
+    let liveDeltas = 0;
+    engine.on('metrics-appended', (d) => {
+      if (d.key === stopped.key && d.train.length && engine.get(stopped.key)?.state === 'running') liveDeltas += 1;
+    });
     engine.resume(stopped.key);
     const resumed = await engine.wait(stopped.key);
+    expect(liveDeltas).toBeGreaterThan(1); // the resumed run streams live, not only at its end
     expect(resumed.state).toBe('completed');
     const snap = engine.snapshot(stopped.key);
     const restart = snap.events.filter((e) => e.type === 'started');
