@@ -29,9 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "native-worker"))
 
 def stand_in_linear(in_f: int, out_f: int, device: str) -> nn.Linear:
     lin = nn.Linear(in_f, out_f, bias=False, device="meta")
-    lin.weight = nn.Parameter(
-        torch.zeros((), device=device).expand(out_f, in_f), requires_grad=False
-    )
+    lin.weight = nn.Parameter(torch.zeros((), device=device).expand(out_f, in_f), requires_grad=False)
     return lin
 
 
@@ -71,19 +69,13 @@ def time_steps(opt, params, steps: int, device: str) -> tuple[list[float], list[
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument(
-        "--layers", type=int, default=8, help="number of blocks (3 adapted layers each)"
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--layers", type=int, default=8, help="number of blocks (3 adapted layers each)")
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--mlp", type=int, default=8192)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--steps", type=int, default=5, help="timed steps per round")
-    ap.add_argument(
-        "--rounds", type=int, default=3, help="rounds, optimizers interleaved"
-    )
+    ap.add_argument("--rounds", type=int, default=3, help="rounds, optimizers interleaved")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the result as JSON here")
     args = ap.parse_args()
@@ -92,9 +84,7 @@ def main() -> None:
 
     manifold = build(args.layers, args.hidden, args.mlp, args.device)
     torch.manual_seed(0)
-    inject_adapters(
-        manifold, args.rank, ["attn", "up", "down"], parametrization="manifold"
-    )
+    inject_adapters(manifold, args.rank, ["attn", "up", "down"], parametrization="manifold")
     r_params = [p for p in manifold.parameters() if p.requires_grad]
     riemannion = Riemannion(manifold, lr=1e-4, momentum=0.9, weight_decay=0.00316)
 
@@ -121,10 +111,7 @@ def main() -> None:
             wall, cpu = time_steps(opt, params, args.steps, args.device)
             runs[name][0].extend(wall)
             runs[name][1].extend(cpu)
-    med = {
-        name: (statistics.median(w), statistics.median(c))
-        for name, (w, c) in runs.items()
-    }
+    med = {name: (statistics.median(w), statistics.median(c)) for name, (w, c) in runs.items()}
     med_r, med_a, med_af = (
         med["riemannion"][0],
         med["adamw"][0],
@@ -161,9 +148,7 @@ def main() -> None:
         "adamw_step_cpu_ms_median": round(1e3 * cpu_a, 3),
         "adamw_foreach_step_cpu_ms_median": round(1e3 * cpu_af, 3),
         "cpu_time_ratio_riemannion_over_adamw": round(cpu_r / cpu_a, 3),
-        "load_average_1min": round(os.getloadavg()[0], 2)
-        if hasattr(os, "getloadavg")
-        else None,
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "trainable_params": {
             "manifold_B_and_Z1": sum(p.numel() for p in r_params),
             "factors": sum(p.numel() for p in f_params),

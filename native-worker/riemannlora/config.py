@@ -7,7 +7,8 @@ $RIEMANNLORA_SCHEMA_DIR). This module adds what a schema cannot say (relations b
 that do not exist), applies the defaults, and returns `ConfigProblem`s that name the JSON pointer of the
 field, what is wrong and what is allowed, so that `validate` and `run` say exactly what to fix.
 
-Import cost matters: `validate` and `doctor` must answer quickly, so nothing here imports torch.
+Importing this module does not import torch; only the deep check (the trainer's own init x optimizer
+rules, `riemannlora.methods.validate_method`) does.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from worker_fixtures import read_events, synthetic_config, write_json
+from worker_fixtures import StopAfter, read_events, synthetic_config, write_json
 
 from riemannlora.config import apply_defaults
 from riemannlora.tasks.synthetic_lowrank import SyntheticLowRankTask
@@ -192,27 +192,6 @@ def test_the_synthetic_task_is_learned_and_the_hidden_delta_recovered(tmp_path):
     assert len(evals) == 3  # step 0 (before training), 30, 60
     assert evals[-1]["loss"] < 0.2 * evals[0]["loss"]
     assert evals[-1]["delta_rel_error"] < 0.5 * evals[0]["delta_rel_error"]
-
-
-class StopAfter:
-    """A StopRequest that asks to stop after `n` completed steps (the loop checks it once per step)."""
-
-    def __init__(self, n):
-        from riemannlora.worker.signals import StopRequest
-
-        self._inner = StopRequest()
-        self.n, self.checks, self.signal_name = n, 0, "test"
-
-    @property
-    def requested(self):
-        self.checks += 1
-        return self.checks > self.n
-
-    def install(self):
-        return self
-
-    def uninstall(self):
-        pass
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 from worker_fixtures import (
+    StopAfter,
     assert_valid_events,
     assert_valid_status,
     read_events,
@@ -102,8 +103,6 @@ def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, s
     assert sorted(resumed_losses) == list(range(stopped_at + 1, last + 1)) and last >= stopped_at + 10
 
     # ... and computes exactly what an uninterrupted run computes up to that step (bit for bit, on CPU)
-    from test_training_loop import StopAfter
-
     assert run_command(str(cfg_path), str(tmp_path / "ref"), stdout=io.StringIO(), stop=StopAfter(last)) == 0
     ref = read_events(tmp_path / "ref")
     ref_losses = losses_by_step(ref)

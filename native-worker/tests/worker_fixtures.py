@@ -120,3 +120,21 @@ def make_tiny_llama(
     model.save_pretrained(directory)
     fast.save_pretrained(directory)
     return directory
+
+
+class StopAfter:
+    """Stands in for `StopRequest`: asks to stop after `n` completed steps (the loop asks once per step)."""
+
+    def __init__(self, n: int):
+        self.n, self.checks, self.signal_name = n, 0, "test"
+
+    @property
+    def requested(self):
+        self.checks += 1
+        return self.checks > self.n
+
+    def install(self):
+        return self
+
+    def uninstall(self):
+        pass

@@ -2,7 +2,7 @@
 // stay invokable, and each refuses with a message that says why.
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, expect, test } from 'vitest';
 import { environment, Session } from './harness';
 
 const CONFIG = {
@@ -13,15 +13,7 @@ const CONFIG = {
   train: { steps: 20, device: 'cpu' },
 };
 
-let s: Session;
-beforeAll(async () => {
-  s = new Session(environment(), {
-    trusted: false,
-    files: { 'exp.rlora.json': JSON.stringify(CONFIG, null, 2) },
-    settings: { 'riemannlora.demo.task': 'synthetic-lowrank' },
-  });
-  await s.start();
-});
+let s: Session | undefined;
 afterAll(async () => {
   if (s) {
     await s.shot('untrusted-99-last').catch(() => undefined);
@@ -31,6 +23,13 @@ afterAll(async () => {
 });
 
 test('in an untrusted workspace starting a run is refused', async () => {
+  // Inside the test (not beforeAll): a missing harness or Python fails the test instead of skipping it.
+  s = new Session(environment(), {
+    trusted: false,
+    files: { 'exp.rlora.json': JSON.stringify(CONFIG, null, 2) },
+    settings: { 'riemannlora.demo.task': 'synthetic-lowrank' },
+  });
+  await s.start();
   await s.showExperiments();
   // Browsing works: the experiment from the workspace is listed.
   await s.experimentRows().filter({ hasText: 'untrusted' }).first().waitFor({ timeout: 30_000 });
