@@ -87,6 +87,12 @@ def _describe(err) -> list[SchemaError]:
         return [SchemaError(_pointer(parts), f"{json.dumps(inst)} is not allowed; allowed values: {shown}")]
     if kind is None:  # a `false` schema: the field may not appear in this context
         return [SchemaError(_pointer(parts), "is not allowed here")]
+    if kind == "pattern" and "description" in err.schema:
+        return [
+            SchemaError(
+                _pointer(parts), f"{json.dumps(inst)} is not valid: expected {err.schema['description']}"
+            )
+        ]
     if kind in ("oneOf", "anyOf") and "description" in err.schema:
         return [
             SchemaError(

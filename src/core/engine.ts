@@ -359,12 +359,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   private tick(): void {
     for (const w of this.watched.values()) {
-      if (w.finished) continue;
-      try {
-        this.pollRun(w);
-      } catch (err) {
-        this.emit('warning', { key: w.key, message: `polling failed: ${(err as Error).message}` });
-      }
+      if (!w.finished) this.safePoll(w);
     }
     if (![...this.watched.values()].some((w) => !w.finished) && this.timer) {
       clearInterval(this.timer);
@@ -392,16 +387,25 @@ export class Engine extends EventEmitter<EngineEvents> {
       );
       w.pgid = worker.pid;
       this.store.updateCard(key, (c) => (c.pgid = worker.pid));
-      worker.exited.then((exit) => {
+      void worker.exited.then((exit) => {
         w.exit = exit;
-        this.pollRun(w);
+        this.safePoll(w);
       });
     } catch (err) {
       w.exit = { exitCode: null, signal: null, error: (err as Error).message };
-      this.pollRun(w);
     }
-    this.pollRun(w);
+    this.safePoll(w);
     await done;
+  }
+
+  /** pollRun that never throws; once the process has exited, a failure to settle still ends the run. */
+  private safePoll(w: Watched): void {
+    try {
+      this.pollRun(w);
+    } catch (err) {
+      this.emit('warning', { key: w.key, message: `polling failed: ${(err as Error).message}` });
+      if (w.exit !== undefined) void this.finish(w.key);
+    }
   }
 
   /** Reads new events and the status of one watched run and emits what changed. */

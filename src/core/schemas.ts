@@ -67,6 +67,7 @@ function describe(err: ErrorObject): SchemaError | undefined {
       const why = typeof schema?.description === 'string' ? ` (${schema.description})` : '';
       return { path: at(err.instancePath), message: `is not allowed here${why}` };
     }
+    case 'pattern':
     case 'oneOf':
     case 'anyOf':
       if (typeof schema?.description === 'string') {

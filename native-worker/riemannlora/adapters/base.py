@@ -8,6 +8,7 @@ two thin matmuls on top of the base, and no ``out×in`` matrix is ever formed in
 
 from __future__ import annotations
 
+import sys
 import weakref
 
 import torch
@@ -34,6 +35,10 @@ def owner_of(param: Tensor) -> AdapterLayerBase | None:
 
 
 def _conv1d_class():
+    # A Conv1D module can only exist if transformers is already imported: importing it here just to
+    # check would cost every plain-torch model (the synthetic task) one to two seconds of start-up.
+    if "transformers" not in sys.modules:
+        return None
     try:
         from transformers.pytorch_utils import Conv1D
     except Exception:  # transformers is optional
