@@ -73,7 +73,7 @@ def child(method: str, rank: int, blocks: int, batch: int, seq: int, steps: int)
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--ranks", default="4,16,64")
+    ap.add_argument("--ranks", default=None, help="comma-separated (default 4,16,64; --quick 4,64)")
     ap.add_argument("--blocks", type=int, default=None)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seq", type=int, default=8)
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     rows = []
     t0 = time.perf_counter()
-    for rank in [int(r) for r in args.ranks.split(",")]:
+    ranks = args.ranks or ("4,64" if args.quick else "4,16,64")
+    for rank in [int(r) for r in ranks.split(",")]:
         pair = {}
         for method in ("riemannion", "adamw"):
             cmd = [sys.executable, str(HERE / "memory.py"), "--child", method, "--rank", str(rank)]

@@ -1,4 +1,4 @@
-// Bundles the TypeScript benchmarks with esbuild into bench/.build/ (ignored by git):
+// Bundles the TypeScript benchmarks with esbuild into node_modules/.cache/rlora-bench/ (ignored by git):
 //   pipeline.cjs  (node)    — engine parser, series, message batching, comparison open
 //   chart.js      (browser) — the webview's LineChart over 10 runs × 100,000 points, plus chart.html
 import * as esbuild from 'esbuild';
@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, '..', '.build');
+const out = join(here, '..', '..', 'node_modules', '.cache', 'rlora-bench'); // ignored by git
 mkdirSync(out, { recursive: true });
 await esbuild.build({
   entryPoints: [join(here, 'pipeline.ts')],

@@ -3,7 +3,7 @@
 // decimation of every line to the canvas width, EMA smoothing, the robust y range, chart.js update and draw.
 // Measured: first frame, then frames after live appends (one new point per run, as during training), with
 // smoothing on (the default view) and off, and a zoomed x-range. Results land in window.__benchResult.
-import { SeriesStore, runColor } from '../../webview/shared/chartModel';
+import { SeriesStore, decimateMinMax, robustRange, runColor } from '../../webview/shared/chartModel';
 import { LineChart, type ChartSettings, type Line } from '../../webview/shared/chartView';
 import { chunk } from '../../src/shared/messages';
 
@@ -74,7 +74,23 @@ function main(): void {
   const zoom = frames(20, false);
   chart.update({ ...settings, xMode: 'wall' });
   const wall = frames(20, true);
+  // The data-model part of a frame alone (what render() does before chart.js: decimation of the raw and the
+  // smoothed line of every run, robust y range), to tell model time from chart.js update + draw time.
+  const modelOnly: number[] = [];
+  for (let k = 0; k < 20; k++) {
+    const t = performance.now();
+    const ys: number[][] = [];
+    for (const line of lines) {
+      const b = store.get(line.run, line.metric)!;
+      const xs = (i: number) => b.x('step', i, 0);
+      ys.push(decimateMinMax(xs, b.value, b.length, 1, b.length, 600, true).y);
+      ys.push(decimateMinMax(xs, b.smooth(0.6), b.length, 1, b.length, 600, true).y);
+    }
+    robustRange(ys, 0.02, true);
+    modelOnly.push(performance.now() - t);
+  }
   window.__benchResult = {
+    model_only: { median_ms: median(modelOnly), p95_ms: p95(modelOnly), n: modelOnly.length },
     runs: RUNS,
     points_per_run: POINTS,
     canvas: [canvas.width, canvas.height],

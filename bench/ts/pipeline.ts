@@ -1,4 +1,4 @@
-// Extension pipeline benchmarks (issue 7, item 5), run by node after `node bench/ts/build.mjs`:
+// Extension pipeline benchmarks (issue 7, item 5), bundled by bench/ts/build.mjs:
 //  1. ingest: events/s of worker `metric` lines through the engine's parser (EventLineParser: line split,
 //     JSON parse, schema check), the run store's series (RunSeries.add) and the host's message batching
 //     (SentSeries.delta -> SeriesChunk messages, one per poll), fed in poll-sized byte chunks; and the same
@@ -61,7 +61,7 @@ function ingest(n: number, pollEvents: number): Record<string, number> {
   const best: number[] = [];
   let parseOnly = Infinity;
   let messages = 0;
-  for (let rep = 0; rep < 3; rep++) {
+  for (let rep = 0; rep < (quick ? 2 : 3); rep++) {
     // parser alone
     let t = performance.now();
     let parsed = 0;

@@ -252,3 +252,16 @@ def test_a_run_directory_held_by_a_live_worker_is_refused(tmp_path):
     # once that worker is gone, --resume takes over
     code, _ = run(tmp_path, synthetic_config(train={"steps": 1, "device": "cpu"}), resume=True)
     assert code == 0
+
+
+def test_events_appended_after_a_cut_line_start_on_their_own_line(tmp_path):
+    """After kill -9 the file may end in a cut line; a resumed worker must not glue its first event to it."""
+    from riemannlora.worker.events import EventWriter
+
+    path = tmp_path / "events.jsonl"
+    path.write_text('{"type":"log","version":1,"time":1,"level":"info","message":"whole"}\n{"type":"met')
+    writer = EventWriter(path, stream=io.StringIO())
+    writer.emit("log", level="info", message="after resume")
+    lines = path.read_text().split("\n")
+    assert lines[1] == '{"type":"met'
+    assert json.loads(lines[2])["message"] == "after resume"

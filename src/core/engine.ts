@@ -17,7 +17,7 @@ import type { RunStatus } from './generated/run-status';
 import { launchWorker, signalWorker, type LaunchOptions, type LauncherKind } from './launcher';
 import { RunQueue } from './queue';
 import { isTerminal, pidAlive, reconcile, TransitionError, canResume } from './runState';
-import { RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
+import { parseRunKey, RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
 import { RunSeries, type EvalPoint, type TrainPoint } from './series';
 
 export interface EngineOptions {
@@ -466,18 +466,28 @@ export class Engine extends EventEmitter<EngineEvents> {
     const w = this.watch(key);
     if (w.finished) return;
     w.finished = true;
-    const summary = summarizeRun(w.series);
-    this.store.updateCard(key, (c) => (c.summary = summary));
+    try {
+      const summary = summarizeRun(w.series);
+      this.store.updateCard(key, (c) => (c.summary = summary));
+    } catch (err) {
+      // e.g. the run folder was deleted under us: the run still ends and frees its slot
+      this.emit('warning', { key, message: `cannot cache the run summary: ${(err as Error).message}` });
+    }
     const release = w.release;
     w.release = undefined;
     release?.();
     // Waiters hear of the end once the queue slot is free, so they may resume the run at once.
     await this.queue.whenFreed(key);
-    const info = this.mustGet(key);
-    this.emit('run-finished', info);
+    const info = this.store.getRun(key);
+    if (info) this.emit('run-finished', info);
     const waiters = w.waiters;
     w.waiters = [];
-    for (const resolve of waiters) resolve(info);
+    const { experiment, run } = parseRunKey(key);
+    const gone: RunInfo = {
+      key, experiment, run, dir: '', label: run, method: 'unknown', task: 'unknown', state: 'failed', step: 0, steps: 0, pid: null, host: null,
+      created_at: 0, started_at: null, ended_at: null, exit_code: null, last_error: { kind: 'missing-path', message: `the run folder of ${key} is gone` }, summary: null,
+    };
+    for (const resolve of waiters) resolve(info ?? gone);
   }
 }
 

@@ -73,6 +73,11 @@ class Loop:
     stop_requested: Callable[[], bool]
     on_step: Callable[[int], None] = lambda step: None
     state: LoopState = field(default_factory=LoopState)
+    # Data parallel (riemannlora.worker.ddp): forward/backward go through the DDP wrapper, and the step's
+    # loss (for reporting and the divergence check) and token count are combined over the ranks.
+    train_model: nn.Module | None = None
+    mean_over_ranks: Callable[[float], float] = lambda value: value
+    sum_over_ranks: Callable[[float], float] = lambda value: value
 
 
 def evaluate(loop: Loop) -> dict[str, float]:
@@ -101,6 +106,7 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
     steps, accum, batch_size = cfg["steps"], cfg["grad_accum"], cfg["batch_size"]
     log_interval, eval_interval = cfg["log_interval"], cfg["eval_interval"]
     params = [p for p in model.parameters() if p.requires_grad]
+    forward_model = loop.train_model if loop.train_model is not None else model
     clip = loop.grad_clip if loop.grad_clip is not None else math.inf
 
     model.train()
@@ -119,12 +125,12 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
         for _ in range(accum):
             batch = task.train_batch(loop.sampler.next(batch_size))
             with loop.precision.autocast():
-                loss = task.loss(model, batch)
+                loss = task.loss(forward_model, batch)
             (loss / accum).backward()
             loss_sum += float(loss.detach())
             window_tokens += task.batch_tokens(batch)
             window_samples += batch_size
-        step_loss = loss_sum / accum
+        step_loss = loop.mean_over_ranks(loss_sum / accum)
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
         if not (math.isfinite(step_loss) and math.isfinite(grad_norm)):
             what, value = (
@@ -152,6 +158,7 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
             dt = max(now - window_start, 1e-9)
             mem = memory_bytes(loop.device)
             peak = max(peak, mem)
+            window_tokens = int(loop.sum_over_ranks(window_tokens))
             st.tokens_seen += window_tokens
             loop.emit(
                 "metric",

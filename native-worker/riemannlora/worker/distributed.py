@@ -1,8 +1,7 @@
-"""Who this process is in a (future) multi-process run.
+"""Who this process is in a multi-process (torchrun) run.
 
-DESIGN.md plans torchrun/DDP: every rank trains, rank 0 alone writes events, status, checkpoints and the
-adapter. Today the worker runs one process; everything that writes asks `ctx.is_main`, so adding DDP
-later means filling this object from the torchrun environment and wrapping the model, nothing more.
+DESIGN.md: every rank trains, rank 0 alone writes events, status, checkpoints and the adapter; everything
+that writes asks `ctx.is_main`. The process group and the DDP wrapper live in riemannlora.worker.ddp.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 class DistContext:
     rank: int = 0
     world_size: int = 1
+    local_rank: int = 0
 
     @property
     def is_main(self) -> bool:
@@ -22,13 +22,9 @@ class DistContext:
 
     @classmethod
     def from_env(cls) -> DistContext:
+        """RANK / WORLD_SIZE / LOCAL_RANK as torchrun sets them (riemannlora.worker.ddp joins the group)."""
         world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if world > 1:
-            from riemannlora.worker.errors import WorkerError
-
-            raise WorkerError(
-                "config",
-                f"launched with WORLD_SIZE={world}, but this worker version trains in one process only",
-                "launch with `python -m riemannlora.worker` (the launcher setting `python`), not torchrun",
-            )
-        return cls(rank=0, world_size=1)
+        if world <= 1:
+            return cls(rank=0, world_size=1)
+        rank = int(os.environ.get("RANK", "0") or 0)
+        return cls(rank=rank, world_size=world, local_rank=int(os.environ.get("LOCAL_RANK", rank) or 0))

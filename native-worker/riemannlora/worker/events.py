@@ -60,6 +60,8 @@ class EventWriter:
         self.rank = rank
         self._stream = stream if stream is not None else sys.stdout
         self._file = open(path, "a", encoding="utf-8") if (path is not None and is_main) else None  # noqa: SIM115
+        if self._file is not None:
+            _end_cut_line(self._file)
         self.counts: dict[str, int] = {}
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
@@ -92,3 +94,15 @@ class EventWriter:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _end_cut_line(f: IO[str]) -> None:
+    """A worker killed mid-write (kill -9) leaves a cut last line: end it, so that the first event this
+    process appends starts on a line of its own and every reader skips only the cut fragment."""
+    if f.tell() == 0:
+        return
+    with open(f.name, "rb") as r:
+        r.seek(-1, os.SEEK_END)
+        if r.read(1) != b"\n":
+            f.write("\n")
+            f.flush()

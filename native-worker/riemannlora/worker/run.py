@@ -21,6 +21,7 @@ import time
 from typing import IO, Any
 
 from riemannlora.config import ConfigError, ConfigProblem, load_config, method_arguments
+from riemannlora.worker import ddp
 from riemannlora.worker.distributed import DistContext
 from riemannlora.worker.errors import (
     EXIT_CONFIG,
@@ -124,14 +125,17 @@ def run_command(
 def _run(
     config_path: str, run_dir: RunDir, resume: bool, stdout: IO[str], redirect_stderr: bool, stop
 ) -> int:
+    dist = DistContext.from_env()
+    if not dist.is_main:  # under torchrun only rank 0 speaks the event protocol on stdout
+        stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives with the process
     try:
         config = load_config(config_path)
     except ConfigError as exc:
         return _config_failure(exc.problems, run_dir, stdout)
 
     try:
-        dist = DistContext.from_env()
-        run_dir.prepare(config, resume=resume)
+        ddp.init_distributed(dist, config)
+        ddp.prepare_run_dir(dist, run_dir, config, resume)
     except (RunDirError, WorkerError) as exc:
         err = exc if isinstance(exc, WorkerError) else WorkerError("config", str(exc), None)
         events = EventWriter(None, stream=stdout)
@@ -153,6 +157,7 @@ def _run(
     finally:
         events.close()
         _teardown_logging(handler, redirect_stderr)
+        ddp.finalize(dist)
 
 
 class _Session:
@@ -187,7 +192,7 @@ class _Session:
         if train["threads"]:
             torch.set_num_threads(train["threads"])
         torch.manual_seed(train["seed"])
-        device = resolve_device(train["device"])
+        device = ddp.rank_device(resolve_device(train["device"]), self.dist)
         precision = resolve_precision(train["precision"], device)
         if precision.note:
             self.events.log("warning", precision.note)
@@ -200,7 +205,7 @@ class _Session:
 
         # Batches for the gradient-based starts come from their own seeded order, so the training data
         # order is the same whatever the init.
-        init_sampler = EpochSampler(task.num_train(), train["seed"] + 7919)
+        init_sampler = ddp.shard(EpochSampler(task.num_train(), train["seed"] + 7919), self.dist)
         n_init = method.get("loi", {}).get("batches", 1)
         init_batches = [task.train_batch(init_sampler.next(train["batch_size"])) for _ in range(n_init)]
 
@@ -211,7 +216,7 @@ class _Session:
         setup = self._setup_method(model, cfg, init_batches, loss_fn)
         optimizer = setup.optimizer
         scheduler = make_scheduler(optimizer, method["schedule"], method["warmup_steps"], train["steps"])
-        sampler = EpochSampler(task.num_train(), train["seed"])
+        sampler = ddp.shard(EpochSampler(task.num_train(), train["seed"]), self.dist)
 
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
@@ -228,7 +233,11 @@ class _Session:
             checkpoint_interval=cfg["output"]["checkpoint_interval"],
             emit=self.events.emit,
             save_checkpoint=lambda reason: self._checkpoint(reason),
-            stop_requested=lambda: self.stop.requested,
+            stop_requested=lambda: ddp.any_rank(self.stop.requested, self.dist, device),
+            on_step=ddp.FactorSync(model, optimizer, self.dist, self.events.log),
+            train_model=ddp.wrap_model(model, device, self.dist),
+            mean_over_ranks=lambda v: ddp.mean_over_ranks(v, self.dist, device),
+            sum_over_ranks=lambda v: ddp.sum_over_ranks(v, self.dist, device),
         )
         self.loop = loop
 
@@ -250,6 +259,8 @@ class _Session:
                 resumed_from = loop.state.step
                 log.info("resumed from %s (step %d)", path, resumed_from)
 
+        if ddp.active(self.dist):  # dropout masks: independent per rank, reproducible per (seed, rank, step)
+            torch.manual_seed(train["seed"] + 1_000_003 * self.dist.rank + loop.state.step)
         from riemannlora.training.device import device_name
 
         self.events.emit(
@@ -264,7 +275,7 @@ class _Session:
             steps=train["steps"],
             start_step=loop.state.step,
             world_size=self.dist.world_size,
-            global_batch=train["batch_size"] * train["grad_accum"] * self.dist.world_size,
+            global_batch=train["batch_size"] * train["grad_accum"],  # batch_size is global (worker/ddp.py)
             pid=os.getpid(),
             resumed=resumed_from is not None,
         )
@@ -289,14 +300,12 @@ class _Session:
 
     # ------------------------------------------------------------------------------------------------
     def _setup_method(self, model, cfg, init_batches, loss_fn):
-        from riemannlora.methods import setup_method
-
         kwargs, warnings = method_arguments(cfg)
         for text in warnings:
             self.events.log("warning", text)
         kwargs.update(init_batches=init_batches, loss_fn=loss_fn)
         try:
-            return setup_method(model, **kwargs)
+            return ddp.setup_method(model, kwargs, self.dist)
         except ValueError as exc:
             raise WorkerError(
                 "config", str(exc), "change the adapter/method fields of the run config"
