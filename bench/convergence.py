@@ -63,7 +63,7 @@ PROFILES = {
             "batch_size": 16,
             "rank": 4,
             "eval_every": 50,
-            "grid": [10.0, 30.0, 100.0],
+            "grid": [30.0, 100.0, 300.0, 1000.0],
             "methods": ["Riemannion+LOI", "LoRA-AdamW"],
         },
     },
@@ -81,7 +81,7 @@ PROFILES = {
             "batch_size": 16,
             "rank": 8,
             "eval_every": 30,
-            "grid": [3.0, 10.0, 30.0, 100.0, 300.0, 1000.0],
+            "grid": [3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
         },
     },
 }

@@ -17,7 +17,7 @@ const pct = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–'
 const table = (head, rows) => [`| ${head.join(' | ')} |`, `|${head.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 const yes = (ok) => (ok === null ? 'not measured' : ok ? '**met**' : '**not met**');
 
-export function renderReport({ command, wallS, machineLine } = {}) {
+export function renderReport({ command, commandMd, wallS, machineLine } = {}) {
   const step = load('step_overhead.json');
   const mem = load('memory.json');
   const conv = load('convergence.json');
@@ -28,7 +28,7 @@ export function renderReport({ command, wallS, machineLine } = {}) {
   const out = [];
   out.push('## Performance');
   out.push('');
-  out.push(`Command: \`${command ?? 'npm run bench -- --quick'}\`${wallS ? ` (${Math.round(wallS)} s)` : ''}.`);
+  out.push(`Command: ${commandMd ?? `\`${command ?? 'npm run bench -- --quick'}\``}${wallS ? ` (${Math.round(wallS)} s)` : ''}.`);
   if (m) out.push(`Machine: ${machineLine ?? `${m.cpu}, ${m.cpu_count} CPU cores (shared; 1-min load ${m.load_average_1min} at start), torch ${m.torch}, ${m.torch_threads} thread(s); ${m.date_utc}`}.`);
   out.push('Every ratio is measured side by side in the same process, interleaved A/B/A/B; step times are the minimum over the samples (interference only adds time). Raw numbers: `bench/results/*.json`.');
   out.push('');
@@ -103,6 +103,8 @@ export function renderReport({ command, wallS, machineLine } = {}) {
       ),
     );
     out.push('');
+    out.push(`Riemannion keeps one transported momentum (AdamW two moments), but its adapter holds the buffers A_L and B_R next to B and Z1: optimizer state + adapter tensors come to ${mem.rows.map((r) => `${mib(r.riemannion.state_bytes + r.riemannion.adapter_bytes)} vs ${mib(r.adamw.state_bytes + r.adamw.adapter_bytes)} (rank ${r.rank})`).join(', ')}. The peak RSS increase also holds activations (Riemannion's doubled-rank forward keeps x·B_R and x·B) and solver workspace.`);
+    out.push('');
     const worstState = Math.max(...mem.rows.map((r) => r.state_ratio));
     goals.push(['Optimizer state no larger than AdamW\'s', `Riemannion/AdamW state = ${f(worstState, 2)}× (worst rank)`, yes(worstState <= 1)]);
   }
@@ -123,7 +125,7 @@ export function renderReport({ command, wallS, machineLine } = {}) {
       const qName = q.quality_metric === 'delta_rel_error' ? 'delta rel. error (↓)' : `${q.quality_metric} (↑)`;
       out.push(
         table(
-          ['method', 'chosen lr', 'final eval loss (mean ± std)', qName, 'steps to LoRA-AdamW loss', 'speed-up'],
+          ['method', 'chosen lr', 'final eval loss (mean ± std)', qName, 'steps to LoRA-AdamW loss', 'speed-up', 'init / run (s)'],
           Object.entries(t.methods).map(([name, r]) => [
             name,
             `${g(r.chosen_lr)}${r.chosen_lr_at_grid_edge ? ' (edge)' : ''}`,
@@ -131,6 +133,7 @@ export function renderReport({ command, wallS, machineLine } = {}) {
             `${g(r.quality_mean)} ± ${g(r.quality_std)}`,
             r.steps_to_reference_loss ? `${f(r.steps_to_reference_loss, 0)} (${r.seeds_reaching_reference_loss}/${r.final_eval_loss.length} seeds)` : 'not reached',
             r.speedup_vs_reference ? `${f(r.speedup_vs_reference, 2)}×` : '–',
+            `${f(r.init_seconds_mean, 2)} / ${f(r.wall_s_mean, 1)}`,
           ]),
         ),
       );
@@ -208,6 +211,7 @@ export function writeReport(opts = {}) {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   // keep the command of the run that made the results unless one is given
-  const previous = existsSync(join(RESULTS, 'latest.md')) ? /Command: `([^`]+)`/.exec(readFileSync(join(RESULTS, 'latest.md'), 'utf8'))?.[1] : undefined;
-  process.stdout.write(writeReport({ command: process.argv.slice(2).join(' ') || previous }));
+  const previous = existsSync(join(RESULTS, 'latest.md')) ? /^Command: (.*)\.$/m.exec(readFileSync(join(RESULTS, 'latest.md'), 'utf8'))?.[1] : undefined;
+  const given = process.argv.slice(2).join(' ');
+  process.stdout.write(writeReport(given ? { command: given } : { commandMd: previous }));
 }

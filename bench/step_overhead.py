@@ -27,8 +27,8 @@ from common import machine, write_json
 from llm_stack import adapted_pair, base_weights, optimizer_state_bytes, trainable
 
 PROFILES = {
-    "quick": {"blocks": 2, "ranks": [4, 8, 16, 64], "batches": [4, 16], "seq": 8, "rounds": 4, "steps": 2},
-    "full": {"blocks": 4, "ranks": [4, 8, 16, 64], "batches": [4, 16], "seq": 16, "rounds": 6, "steps": 2},
+    "quick": {"blocks": 2, "ranks": [4, 8, 16, 64], "batches": [4, 16], "seq": 8, "rounds": 8, "steps": 1},
+    "full": {"blocks": 4, "ranks": [4, 8, 16, 64], "batches": [4, 16], "seq": 16, "rounds": 10, "steps": 1},
 }
 
 

@@ -90,6 +90,11 @@ const STAGES = [
   ['build', check('node', ['esbuild.mjs'])],
   ['unit', vitest('vitest.config.mts', 'unit')],
   ['python', pytest],
+  // `npm run demo` itself, in its quick mode: the same four methods on the built-in default, fewer steps.
+  ['demo-quick', async () => {
+    rmSync(join(OUT, 'demo-quick'), { recursive: true, force: true });
+    return check('node', ['dist/cli.js', 'demo', '--quick', '--python', PY, '--out', join(OUT, 'demo-quick')])();
+  }],
   ['e2e', vitest('vitest.e2e.config.mts', 'e2e')],
 ];
 

@@ -1,6 +1,7 @@
 // Run configs (DESIGN.md "Run config"): load a JSON file, validate it against schema/run-config.schema.json
 // with errors that name the field and the allowed values, and fill in the schema's defaults.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import type { RunConfig } from './generated/run-config';
 import { formatErrors, schemaJson, validate, type SchemaError } from './schemas';
 
@@ -43,7 +44,26 @@ export function parseConfigText(text: string, source?: string): RunConfig {
     }
     throw new ConfigError([{ path: '/', message: `is not valid JSON${where}: ${msg}` }], source);
   }
-  return checkConfig(data, source);
+  const config = checkConfig(data, source);
+  return source && isAbsolute(source) ? resolveTaskPaths(config, dirname(source)) : config;
+}
+
+/**
+ * Makes the local paths of a config (task.model, task.data, task.eval_data) absolute, relative to the
+ * folder of the config file that names them: the worker runs with the run directory as its current
+ * folder, so `./data/train.jsonl` in `experiments/x.rlora.json` must not be looked up there. A value that is
+ * neither explicitly relative (`./`, `../`) nor an existing path stays as it is (a hub id such as
+ * `org/model`).
+ */
+export function resolveTaskPaths(config: RunConfig, baseDir: string): RunConfig {
+  const task = { ...config.task } as Record<string, unknown>;
+  for (const key of ['model', 'data', 'eval_data']) {
+    const value = task[key];
+    if (typeof value !== 'string' || isAbsolute(value)) continue;
+    const candidate = resolve(baseDir, value);
+    if (/^\.{1,2}[\\/]/.test(value) || existsSync(candidate)) task[key] = candidate;
+  }
+  return { ...config, task: task as RunConfig['task'] };
 }
 
 /** Reads and validates a config file. */

@@ -1,5 +1,6 @@
 // Config loading: errors name the field path and the allowed values; JSON syntax errors say where.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, configErrors, loadConfig, parseConfigText, withDefaults, type RunConfig } from '../../../src/core/config';
@@ -85,5 +86,26 @@ describe('config validation', () => {
     // the built-in default's methods each carry their calibrated rate; the synthetic smoke run uses the defaults
     expect(demoMethods('builtin-default').every((m) => typeof m.lr === 'number' && m.lr > 0)).toBe(true);
     expect(demoMethods('synthetic-lowrank').every((m) => m.lr === undefined)).toBe(true);
+  });
+});
+
+describe('local paths in a config file', () => {
+  it('are made absolute relative to the file, while hub ids stay as they are', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rlora-paths-'));
+    mkdirSync(join(dir, 'models', 'tiny'), { recursive: true });
+    const file = join(dir, 'exp.rlora.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        task: { kind: 'causal-lm', model: 'models/tiny', data: './data/train.jsonl', eval_data: 'org/eval-set' },
+        adapter: { rank: 2 },
+        method: { init: 'lora', optimizer: 'adamw' },
+        train: { steps: 1 },
+      }),
+    );
+    const config = loadConfig(file);
+    expect(config.task.model).toBe(join(dir, 'models', 'tiny')); // exists: local
+    expect(config.task.data).toBe(join(dir, 'data', 'train.jsonl')); // explicitly relative: local even if missing
+    expect(config.task.eval_data).toBe('org/eval-set'); // neither: a hub id
   });
 });
