@@ -62,13 +62,14 @@ if (only.includes('pipeline') || only.includes('chart')) {
 }
 const wallS = (Date.now() - t0) / 1000;
 const { writeReport } = await import('../bench/report.mjs');
-let command = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+const command = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+let opts = { command, wallS };
 if (only.length !== ALL.length && existsSync(join(results, 'latest.md'))) {
-  // a partial re-run: the other tables still come from the earlier command
-  const previous = /Command: `([^`]+)`/.exec(readFileSync(join(results, 'latest.md'), 'utf8'))?.[1];
-  if (previous) command = `${previous.split('`; re-run: `')[0]}\`; re-run: \`${command}`;
+  // a partial re-run: the other tables still come from the earlier command(s)
+  const previous = /^Command: (.*)\.$/m.exec(readFileSync(join(results, 'latest.md'), 'utf8'))?.[1];
+  if (previous) opts = { commandMd: `${previous}; re-run: \`${command}\` (${Math.round(wallS)} s)` };
 }
-const text = writeReport({ command, wallS: only.length === ALL.length ? wallS : undefined });
+const text = writeReport(opts);
 process.stdout.write(`\n${text}\n`);
 process.stderr.write(`[bench] wrote bench/results/latest.md and bench/README.md (${Math.round(wallS)} s, ${cpus().length} CPUs)\n`);
 if (failed.length) {

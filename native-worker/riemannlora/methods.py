@@ -190,7 +190,16 @@ def _build_optimizer(model, optimizer, lr, momentum, betas, weight_decay, lorapl
 
 
 def _run_init(
-    model, init, parametrization, init_batches, loss_fn, seed, loi_oversample, loi_power_iters, loi_scale
+    model,
+    init,
+    parametrization,
+    init_batches,
+    loss_fn,
+    seed,
+    loi_oversample,
+    loi_power_iters,
+    loi_scale,
+    init_reduce_fn=None,
 ):
     """Apply the start; returns loi_init's LOIReport for init="loi", else None."""
     from .init import gaussian_init, loi_init, lora_ga_init, lora_init, pissa_init
@@ -212,6 +221,7 @@ def _run_init(
             power_iters=loi_power_iters,
             scale=loi_scale,
             seed=seed,
+            reduce_fn=init_reduce_fn,
         )
     return None
 
@@ -239,13 +249,16 @@ def setup_method(
     loi_scale: float | None = None,
     seed: int = 0,
     riemannion_momentum_store: str = "raw",
+    init_reduce_fn=None,
 ) -> MethodSetup:
     """Inject adapters into `model`, apply the start `init`, and build `optimizer` over them.
 
     Riemannian optimizers get `parametrization="manifold"` layers (`alpha` is ignored there: the scale lives
     in the point), the others `"factors"`. `init_batches` and `loss_fn(model, batch)` are needed by the
     gradient-based starts (loi, lora-ga); all their passes run on those same batches. `seed` makes the start
-    reproducible. `lr=None` takes `DEFAULT_LR[optimizer]`; `momentum=None` the optimizer's default (0.9 for
+    reproducible. `init_reduce_fn(tensor)` reduces LOI's probe products in place across data-parallel
+    ranks (e.g. an all-reduce average under torchrun; None: one process). `lr=None` takes
+    `DEFAULT_LR[optimizer]`; `momentum=None` the optimizer's default (0.9 for
     the heavy-ball methods, 0.95 for Muon). Invalid combinations raise ValueError naming the field.
     """
     parametrization = validate_method(
@@ -286,7 +299,16 @@ def setup_method(
     )
     start = time.perf_counter()
     report = _run_init(
-        model, init, parametrization, init_batches, loss_fn, seed, loi_oversample, loi_power_iters, loi_scale
+        model,
+        init,
+        parametrization,
+        init_batches,
+        loss_fn,
+        seed,
+        loi_oversample,
+        loi_power_iters,
+        loi_scale,
+        init_reduce_fn,
     )
     init_seconds = time.perf_counter() - start
     opt = _build_optimizer(

@@ -24,7 +24,6 @@ piece below guarantees:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import hashlib
 import os
@@ -190,56 +189,21 @@ def sum_over_ranks(value: float, ctx: DistContext, device: torch.device) -> floa
 def setup_method(model: nn.Module, kwargs: dict[str, Any], ctx: DistContext):
     """`riemannlora.methods.setup_method`, with LOI's probe products averaged over the ranks.
 
-    `setup_method` has no reduction hook, so for init="loi" under torchrun the adapters are first set up
-    with the plain start and `loi_init` (which REPLACES the current adapter, in place, so the optimizer's
-    parameters stay the same objects) then runs with ``reduce_fn`` = average over ranks. Other inits need
-    no data (lora, gaussian, pissa) or are rank-local (lora-ga, whose result DDP replaces by rank 0's).
+    Every rank draws the same probes (same seed) on its own shard of the init batches; averaging the
+    products gives the global-batch sketch, so all ranks compute the same start. Other inits need no data
+    (lora, gaussian, pissa) or are rank-local (lora-ga, whose result DDP replaces by rank 0's).
     """
     from riemannlora.methods import setup_method as plain_setup
 
     if not active(ctx) or kwargs.get("init") != "loi":
         return plain_setup(model, **kwargs)
-    import time
-
-    from riemannlora.init import loi_init
-    from riemannlora.methods import _INIT_NAMES, validate_method
-
-    validate_method(
-        init="loi",
-        optimizer=kwargs["optimizer"],
-        dora=kwargs.get("dora", False),
-        rslora=kwargs.get("rslora", False),
-        momentum=kwargs.get("momentum"),
-        init_batches=kwargs.get("init_batches"),
-        loss_fn=kwargs.get("loss_fn"),
-        riemannion_momentum_store=kwargs.get("riemannion_momentum_store", "raw"),
-    )
-    if kwargs.get("dora"):
-        raise ValueError("init loi does not support DoRA (no frozen-offset form); use init lora with dora")
-    setup = plain_setup(model, **{**kwargs, "init": "lora"})
     world = ctx.world_size
 
     def average(t: torch.Tensor) -> None:
         _dist().all_reduce(t)
         t.div_(world)
 
-    t0 = time.perf_counter()
-    report = loi_init(
-        model,
-        list(kwargs["init_batches"]),
-        kwargs["loss_fn"],
-        oversample=kwargs.get("loi_oversample", 16),
-        power_iters=kwargs.get("loi_power_iters", 1),
-        scale=kwargs.get("loi_scale"),
-        seed=kwargs.get("seed", 0),
-        reduce_fn=average,
-    )
-    description = setup.description
-    for name in (_INIT_NAMES["lora"], "random tiny point of M_r (method.md §5)"):
-        description = description.replace(f"init {name}", f"init {_INIT_NAMES['loi']}")
-    fields = {f.name for f in dataclasses.fields(setup)}
-    extra = {"init_report": report} if "init_report" in fields else {}
-    return dataclasses.replace(setup, description=description, init_seconds=time.perf_counter() - t0, **extra)
+    return plain_setup(model, **kwargs, init_reduce_fn=average)
 
 
 def _adapter_names(model: nn.Module) -> set[str]:
