@@ -66,7 +66,7 @@ const vitest = (config, name) => async () => {
 const pytest = async () => {
   const report = join(OUT, 'pytest.xml');
   rmSync(report, { force: true });
-  const { code } = await run(PY, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', `--junitxml=${report}`, 'tests'], {
+  const { code } = await run(PY, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', `--junitxml=${report}`, 'tests', '../bench'], {
     cwd: join(ROOT, 'native-worker'),
     env: { OMP_NUM_THREADS: process.env.OMP_NUM_THREADS ?? '1' },
   });
