@@ -303,7 +303,12 @@ export class Session {
       const n = await this.page.locator('iframe.webview.ready').count();
       for (let i = 0; i < n; i++) {
         const frame = this.page.frameLocator('iframe.webview.ready').nth(i).frameLocator('#active-frame');
-        if ((await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) > 0) return frame;
+        if ((await frame.locator(selector).filter({ hasText: text }).count().catch(() => 0)) > 0) {
+          // Pin the frame by its unique name: an index shifts when another webview opens or is restored,
+          // and later lookups would then land in a different panel.
+          const name = await this.page.locator('iframe.webview.ready').nth(i).getAttribute('name').catch(() => null);
+          return name ? this.page.frameLocator(`iframe.webview.ready[name="${name}"]`).frameLocator('#active-frame') : frame;
+        }
       }
       if (Date.now() > end) throw new Error(`no webview with ${selector} matching ${text}`);
       await this.page.waitForTimeout(250);
