@@ -46,30 +46,6 @@ def _read(split: str) -> list[dict]:
     return [json.loads(line) for line in lines]
 
 
-def _greedy(model, tok, prompts: list[str], max_new: int) -> list[str]:
-    """Left-padded batch greedy decoding cut at <eos> — the worker's exact-match rule, written out here."""
-    enc = [tok(p)["input_ids"] for p in prompts]
-    width = max(len(e) for e in enc)
-    ids = torch.full((len(enc), width), tok.pad_token_id)
-    mask = torch.zeros_like(ids)
-    for i, e in enumerate(enc):
-        ids[i, width - len(e) :], mask[i, width - len(e) :] = torch.tensor(e), 1
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
-            max_new_tokens=max_new,
-            do_sample=False,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-        )
-    texts = []
-    for row in out[:, width:].tolist():
-        row = row[: row.index(tok.eos_token_id)] if tok.eos_token_id in row else row
-        texts.append(tok.decode(row, skip_special_tokens=True).strip())
-    return texts
-
-
 def test_size_budget_and_layout():
     files = [f for f in assets.default_dir().rglob("*") if f.is_file()]
     total = sum(f.stat().st_size for f in files)
@@ -127,11 +103,10 @@ def test_data_is_what_the_generator_makes(generator, tmp_path):
 def test_base_model_is_pretrained_but_cannot_reverse(loaded, generator):
     model, tok = loaded
     held = _read("eval")
-    outputs = _greedy(model, tok, [r["prompt"] for r in held], 10)
-    reversed_ok = sum(o == r["completion"].strip() for o, r in zip(outputs, held, strict=True)) / len(held)
+    # the generator's exact-match rule is the worker's (left-padded greedy decoding cut at <eos>)
+    reversed_ok = generator.greedy_exact_match(model, tok, held)
     assert reversed_ok <= 0.05, f"base model already reverses {reversed_ok:.0%} of eval words"
     # it learned its pretraining language: `copy w =` gives w back (held-out words)
     probe = generator.pretrain_probe(generator.SEED)["copy"][:50]
-    copied = _greedy(model, tok, [r["prompt"] for r in probe], 12)
-    copy_ok = sum(o == r["completion"].strip() for o, r in zip(copied, probe, strict=True)) / len(probe)
+    copy_ok = generator.greedy_exact_match(model, tok, probe)
     assert copy_ok >= 0.8, f"base model copies only {copy_ok:.0%} of held-out words: not pretrained?"
