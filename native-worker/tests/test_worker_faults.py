@@ -16,13 +16,14 @@ from worker_fixtures import (
     assert_valid_status,
     read_events,
     synthetic_config,
+    wait_for_steps,
     worker_popen,
     write_json,
 )
 
 from riemannlora.worker.run import run_command
 
-STEPS = 400  # long enough that the signal arrives mid-run on any machine; the run stops early anyway
+STEPS = 400  # the runs are held at a step (worker_popen hold=) and signalled there: they never finish
 
 
 def long_config():
@@ -40,22 +41,6 @@ def long_config():
     )
 
 
-def wait_for_steps(proc, run_dir, n, timeout=120.0):
-    """Wait until the worker has reported n training steps in events.jsonl."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"worker exited early: {proc.communicate()}"
-        path = run_dir / "events.jsonl"
-        if path.exists():
-            lines = path.read_text().splitlines()
-            done = [json.loads(x) for x in lines[:-1]]  # the last line may still be being written
-            if sum(1 for e in done if e["type"] == "metric" and e["split"] == "train") >= n:
-                return
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("worker did not reach the expected step in time")
-
-
 def losses_by_step(events, split="train"):
     return {e["step"]: e["loss"] for e in events if e["type"] == "metric" and e["split"] == split}
 
@@ -66,7 +51,9 @@ def losses_by_step(events, split="train"):
 def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, sig):
     cfg_path = write_json(tmp_path / "cfg.json", long_config())
     run_dir = tmp_path / "run"
-    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir))
+    proc = worker_popen(
+        "run", "--config", str(cfg_path), "--run-dir", str(run_dir), hold=(12, tmp_path / "never")
+    )
     wait_for_steps(proc, run_dir, 12)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
@@ -79,7 +66,7 @@ def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, s
     assert finished["type"] == "finished" and finished["status"] == "stopped"
     stop_ckpt = [e for e in events if e["type"] == "checkpoint"][-1]
     stopped_at = stop_ckpt["step"]
-    assert stop_ckpt["reason"] == "stop" and 12 <= stopped_at < STEPS
+    assert stop_ckpt["reason"] == "stop" and stopped_at == 12  # held after step 12, stopped there
     assert max(losses_by_step(events)) == stopped_at  # the step in flight was finished, no later one began
     assert (run_dir / stop_ckpt["path"] / "state.pt").is_file()
     status = assert_valid_status(run_dir)
@@ -88,7 +75,8 @@ def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, s
         return  # the resume half runs once (SIGINT), to keep the suite fast
 
     # --resume continues from the checkpoint (stopped again 10+ steps later, to keep the test short) ...
-    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir), "--resume")
+    hold = (stopped_at + 10, tmp_path / "never")
+    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir), "--resume", hold=hold)
     wait_for_steps(proc, run_dir, len(losses_by_step(events)) + 10)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
@@ -100,7 +88,7 @@ def test_signal_stops_after_the_step_checkpoints_and_resume_is_exact(tmp_path, s
     assert started["resumed"] is True and started["start_step"] == stopped_at
     resumed_losses = losses_by_step(resumed)
     last = max(resumed_losses)
-    assert sorted(resumed_losses) == list(range(stopped_at + 1, last + 1)) and last >= stopped_at + 10
+    assert sorted(resumed_losses) == list(range(stopped_at + 1, last + 1)) and last == stopped_at + 10
 
     # ... and computes exactly what an uninterrupted run computes up to that step (bit for bit, on CPU)
     assert run_command(str(cfg_path), str(tmp_path / "ref"), stdout=io.StringIO(), stop=StopAfter(last)) == 0
@@ -141,8 +129,10 @@ def test_sigterm_and_sigint_request_a_graceful_stop_and_a_second_one_aborts():
 def test_kill_9_leaves_everything_flushed_and_status_running_with_a_dead_pid(tmp_path):
     cfg_path = write_json(tmp_path / "cfg.json", long_config())
     run_dir = tmp_path / "run"
-    proc = worker_popen("run", "--config", str(cfg_path), "--run-dir", str(run_dir))
-    wait_for_steps(proc, run_dir, 103)  # past the first interval checkpoint (step 100)
+    proc = worker_popen(
+        "run", "--config", str(cfg_path), "--run-dir", str(run_dir), hold=(103, tmp_path / "never")
+    )
+    wait_for_steps(proc, run_dir, 103)  # past the first interval checkpoint (step 100), held there
     proc.kill()  # SIGKILL: no handler, no cleanup
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,15 +73,38 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def worker_popen(*args: str, cwd: Path | None = None) -> subprocess.Popen:
+def worker_popen(
+    *args: str, cwd: Path | None = None, hold: tuple[int, Path] | None = None
+) -> subprocess.Popen:
+    """The worker as a subprocess. `hold=(step, file)`: it waits after `step` until `file` exists
+    (riemannlora/worker/hold.py), so a signal sent then arrives mid-run on any machine."""
+    env = worker_env()
+    if hold is not None:
+        env["RIEMANNLORA_HOLD"] = f"{hold[0]}:{hold[1]}"
     return subprocess.Popen(
         [sys.executable, "-m", "riemannlora.worker", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=worker_env(),
+        env=env,
         cwd=cwd,
     )
+
+
+def wait_for_steps(proc, run_dir, n, timeout=120.0):
+    """Wait until the worker has reported n training steps in events.jsonl."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker exited early: {proc.communicate()}"
+        path = run_dir / "events.jsonl"
+        if path.exists():
+            lines = path.read_text().splitlines()
+            done = [json.loads(x) for x in lines[:-1]]  # the last line may still be being written
+            if sum(1 for e in done if e["type"] == "metric" and e["split"] == "train") >= n:
+                return
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("worker did not reach the expected step in time")
 
 
 def make_tiny_llama(

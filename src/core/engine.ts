@@ -66,6 +66,8 @@ export interface EngineEvents {
   'run-updated': [RunInfo];
   'metrics-appended': [MetricsDelta];
   'run-finished': [RunInfo];
+  /** A run's directory was deleted through the engine. */
+  'run-removed': [RunKey];
   /** Something the user may want to know that is not an error of the engine (e.g. a malformed event line). */
   warning: [{ key?: RunKey; message: string }];
 }
@@ -223,6 +225,17 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
     const w = this.watched.get(key);
     signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGKILL');
+  }
+
+  /** Deletes an ended run (its directory and its place in the experiment); a queued or running one is refused. */
+  deleteRun(key: RunKey): void {
+    const info = this.mustGet(key);
+    if (info.state === 'running' || info.state === 'queued' || this.queue.has(key)) {
+      throw new Error(`${info.label} (${key}) is ${info.state}: stop it before deleting it`);
+    }
+    this.watched.delete(key);
+    this.store.deleteRun(key);
+    this.emit('run-removed', key);
   }
 
   /** Resolves with the run's info once it has ended (at once when it already has and nothing is pending). */

@@ -131,7 +131,8 @@ export class EventLineParser {
 
 /**
  * Reads events.jsonl incrementally by byte offset. `read()` returns what was appended since the last call
- * (complete lines only). The file may not exist yet (a queued run): that reads as nothing. A file that got
+ * (complete lines only). The file may not exist yet (a queued run): that reads as nothing; a file that
+ * cannot be read throws (the caller says so instead of showing an empty run). A file that got
  * shorter (replaced) is read again from the start.
  */
 export class EventTailer {
@@ -146,8 +147,10 @@ export class EventTailer {
     let fd: number;
     try {
       fd = openSync(this.path, 'r');
-    } catch {
-      return out;
+    } catch (err) {
+      // Not written yet (a queued run) reads as nothing; any other error (no permission, …) is a real one.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return out;
+      throw err;
     }
     try {
       const size = fstatSync(fd).size;

@@ -9,7 +9,7 @@
 // Listing reads experiment.json, status.json and run.json only (never events.jsonl), so a root with
 // thousands of runs lists quickly. Ids are validated and every path is checked to stay inside the root.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, fstatSync, readSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, fstatSync, readSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { RunConfig } from './generated/run-config';
@@ -286,6 +286,37 @@ export class RunStore {
       created_at: now(),
       summary: null,
     };
+  }
+
+  /**
+   * Why a run cannot be shown, or undefined when it can: `gone` (its directory does not exist) or
+   * `unreadable` (the directory exists but cannot be listed, or holds none of a run's files).
+   */
+  problem(key: RunKey): { reason: 'gone' | 'unreadable'; message: string } | undefined {
+    const dir = this.runDir(key);
+    let names: string[];
+    try {
+      names = readdirSync(dir);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ENOENT') return { reason: 'gone', message: `${key} was deleted: ${dir} does not exist` };
+      return { reason: 'unreadable', message: e.message };
+    }
+    if (!['status.json', 'run.json', 'config.json'].some((f) => names.includes(f))) {
+      return { reason: 'unreadable', message: `${dir} holds no status.json, run.json or config.json: it is not a run directory` };
+    }
+    return undefined;
+  }
+
+  /** Removes a run's directory and its entry in experiment.json. */
+  deleteRun(key: RunKey): void {
+    const { experiment, run } = parseRunKey(key);
+    rmSync(this.path(experiment, run), { recursive: true, force: true });
+    if (this.getExperiment(experiment)) {
+      this.updateExperiment(experiment, (doc) => {
+        doc.runs = doc.runs.filter((r) => r !== run);
+      });
+    }
   }
 
   /** One run's index entry (status.json + run.json), or undefined when the directory is not a run. */

@@ -1,7 +1,9 @@
 // Run and comparison tabs: one WebviewPanel per run / per comparison target, restored after a reload by
 // WebviewPanelSerializer. The host owns the data: on `ready` it sends a snapshot, then only deltas
 // (engine `metrics-appended` → `append`, `run-updated` → `runs`). No retainContextWhenHidden: a hidden
-// panel's webview is rebuilt on show and asks for a snapshot again.
+// panel's webview is rebuilt on show and asks for a snapshot again. A panel with nothing to show says why
+// (`unavailable`: the run was deleted, or its directory cannot be read), on `ready`, on `ping` and when
+// the engine deletes the run; the webview's phases are in webview/shared/handshake.ts.
 import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { compareRuns, type ComparedRun, tableColumns, type Comparison } from '../core/compare';
@@ -9,7 +11,19 @@ import type { Engine, MetricsDelta } from '../core/engine';
 import { readAllEvents } from '../core/events';
 import type { RunInfo, RunKey } from '../core/runStore';
 import { RunSeries } from '../core/series';
-import { type HostMessage, type MetricKey, type PanelKind, type PanelTarget, parseWebviewMessage, type RunView, type SummaryTable, toCsv, type WebviewMessage } from '../shared/messages';
+import {
+  type HostMessage,
+  type MetricKey,
+  type PanelKind,
+  type PanelTarget,
+  parseWebviewMessage,
+  type RunView,
+  type SeriesChunk,
+  type SummaryTable,
+  toCsv,
+  type UnavailableReason,
+  type WebviewMessage,
+} from '../shared/messages';
 import { localResourceRoots, webviewHtml } from './html';
 import { runView, SentSeries, toColumns } from './panelData';
 
@@ -22,6 +36,12 @@ export type CompareTarget = { experiment: string } | { runs: RunKey[] };
 /** Persisted with the webview state so the serializer knows what to restore. */
 interface PersistedTarget {
   target?: PanelTarget;
+}
+
+/** Why a panel has nothing to show (sent to the webview as `unavailable`). */
+export interface PanelProblem {
+  reason: UnavailableReason;
+  message: string;
 }
 
 export interface PanelHost {
@@ -64,16 +84,19 @@ abstract class Panel {
     if (engine) {
       const onMetrics = (d: MetricsDelta) => this.onMetrics(d);
       const onRun = (info: RunInfo) => this.onRun(info);
+      const onRemoved = (key: RunKey) => this.onRemoved(key);
       engine.on('metrics-appended', onMetrics);
       engine.on('run-updated', onRun);
       engine.on('run-finished', onRun);
       engine.on('run-added', onRun);
+      engine.on('run-removed', onRemoved);
       this.disposables.push({
         dispose: () => {
           engine.off('metrics-appended', onMetrics);
           engine.off('run-updated', onRun);
           engine.off('run-finished', onRun);
           engine.off('run-added', onRun);
+          engine.off('run-removed', onRemoved);
         },
       });
     }
@@ -83,8 +106,20 @@ abstract class Panel {
   abstract runKeys(): RunKey[];
   protected abstract title(): string;
   protected abstract target(): PanelTarget;
+  /** Why there is nothing to show (the run or experiment is gone, or cannot be read), else undefined. */
+  protected abstract problem(engine: Engine): PanelProblem | undefined;
   protected table(): SummaryTable | undefined {
     return undefined;
+  }
+
+  /** The table, or none when a run's events cannot be read (the reason goes to the log). */
+  private safeTable(): SummaryTable | undefined {
+    try {
+      return this.table();
+    } catch (err) {
+      this.host.log.warn(`${this.kind} ${this.id}: no summary table: ${(err as Error).message}`);
+      return undefined;
+    }
   }
 
   protected post(m: HostMessage): void {
@@ -93,26 +128,62 @@ abstract class Panel {
 
   private snapshotting = false;
 
-  /** Everything the webview needs, from disk (through the engine), and the offsets reset. */
+  /**
+   * Everything the webview needs, from disk (through the engine), and the offsets reset; or, when there
+   * is nothing to show, `unavailable` with the reason. Never nothing: the webview waits for an answer.
+   */
   sendSnapshot(): void {
     const engine = this.host.engine();
-    if (!engine) return;
+    if (!engine) {
+      this.sendUnavailable({ reason: 'unreadable', message: 'no folder is open: runs live in the workspace. Open the folder that holds them.' });
+      return;
+    }
+    const problem = this.problem(engine);
+    if (problem) {
+      this.sendUnavailable(problem);
+      return;
+    }
     this.snapshotting = true;
     try {
       const runs: RunView[] = [];
-      const series = [];
+      const series: SeriesChunk[] = [];
+      const unreadable: string[] = [];
       for (const key of this.runKeys()) {
         if (!engine.get(key)) continue;
-        // engine.snapshot polls a watched run first: deltas it emits meanwhile are part of the snapshot.
-        const snap = engine.snapshot(key);
-        runs.push(runView(snap.info, snap.config, { events: snap.events, logTail: snap.logTail }));
-        series.push(...this.sent.snapshot(key, snap.train, snap.eval));
+        try {
+          // engine.snapshot polls a watched run first: deltas it emits meanwhile are part of the snapshot.
+          const snap = engine.snapshot(key);
+          runs.push(runView(snap.info, snap.config, { events: snap.events, logTail: snap.logTail }));
+          series.push(...this.sent.snapshot(key, snap.train, snap.eval));
+        } catch (err) {
+          unreadable.push(`${key}: ${(err as Error).message}`);
+        }
       }
-      this.post({ type: 'snapshot', kind: this.kind, target: this.target(), title: this.title(), runs, series, table: this.table() });
+      if (this.kind === 'run' && unreadable.length) {
+        this.sendUnavailable({ reason: 'unreadable', message: unreadable[0]! });
+        return;
+      }
+      for (const u of unreadable) this.host.log.warn(`cannot read run ${u}`);
+      let table = this.safeTable();
+      if (unreadable.length && table) table = { ...table, note: [table.note, `Not shown, cannot be read: ${unreadable.join('; ')}.`].filter(Boolean).join(' ') };
+      this.post({ type: 'snapshot', kind: this.kind, target: this.target(), title: this.title(), runs, series, table });
       this.ready = true;
     } finally {
       this.snapshotting = false;
     }
+  }
+
+  private sendUnavailable(p: PanelProblem): void {
+    this.ready = false; // no deltas until a snapshot follows
+    this.post({ type: 'unavailable', reason: p.reason, message: p.message, target: this.target(), title: this.title() });
+  }
+
+  private onRemoved(key: RunKey): void {
+    if (!this.runKeys().includes(key)) return;
+    const engine = this.host.engine();
+    const problem = engine && this.problem(engine);
+    if (problem) this.sendUnavailable(problem);
+    else this.sendSnapshot(); // a comparison that still has other runs
   }
 
   private onMetrics(d: MetricsDelta): void {
@@ -151,7 +222,7 @@ abstract class Panel {
           const failed = info.state === 'failed' || info.state === 'diverged';
           return runView(info, engine.store.readConfig(info.key), failed ? { logTail: engine.store.logTail(info.key, 40) } : {});
         });
-      this.post({ type: 'runs', runs, table: this.table() });
+      this.post({ type: 'runs', runs, table: this.safeTable() });
     }, 500);
   }
 
@@ -159,6 +230,16 @@ abstract class Panel {
     switch (m.type) {
       case 'ready':
         this.sendSnapshot();
+        return;
+      case 'ping': {
+        const engine = this.host.engine();
+        const problem = engine ? this.problem(engine) : undefined;
+        if (problem) this.sendUnavailable(problem);
+        else this.post({ type: 'pong' });
+        return;
+      }
+      case 'close':
+        this.panel.dispose();
         return;
       case 'command':
         if (this.runKeys().includes(m.run)) this.host.runCommand(m.command, m.run);
@@ -212,17 +293,27 @@ abstract class Panel {
 }
 
 export class RunPanel extends Panel {
+  /** The run's label while it existed: a deleted run's tab still says which run it was. */
+  private label: string;
+
   constructor(panel: vscode.WebviewPanel, host: PanelHost, readonly key: RunKey) {
     super(panel, host, 'run', key);
+    this.label = panel.title;
   }
   runKeys(): RunKey[] {
     return [this.key];
   }
   protected title(): string {
-    return this.host.engine()?.get(this.key)?.label ?? this.key;
+    const label = this.host.engine()?.get(this.key)?.label;
+    if (label) this.label = label;
+    return this.label;
   }
   protected target(): PanelTarget {
     return { kind: 'run', run: this.key };
+  }
+  protected problem(engine: Engine): PanelProblem | undefined {
+    const p = engine.store.problem(this.key);
+    return p?.reason === 'gone' ? { ...p, message: `${this.title()} (${this.key}) was deleted: its run directory no longer exists.` } : p;
   }
 }
 
@@ -255,6 +346,13 @@ export class ComparePanel extends Panel {
 
   protected target(): PanelTarget {
     return 'experiment' in this.what ? { kind: 'compare', experiment: this.what.experiment } : { kind: 'compare', runs: this.what.runs };
+  }
+
+  protected problem(engine: Engine): PanelProblem | undefined {
+    if ('experiment' in this.what) {
+      return engine.store.getExperiment(this.what.experiment) ? undefined : { reason: 'gone', message: `the experiment ${this.what.experiment} was deleted.` };
+    }
+    return this.what.runs.some((k) => engine.get(k)) ? undefined : { reason: 'gone', message: `all ${this.what.runs.length} compared runs were deleted.` };
   }
 
   protected title(): string {

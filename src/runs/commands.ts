@@ -1,8 +1,8 @@
 // The palette and context-menu commands that act on runs: start, stop, resume, delete, compare with the
 // LoRA baselines, the demo comparison, open chart / comparison, export the adapter, show the log; plus the
 // one notification per finished or failed run.
-import { cpSync, existsSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { cpSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { ConfigError } from '../core/config';
 import { DEMO_TASKS, type DemoTask, demoConfig } from '../core/demo';
@@ -203,12 +203,7 @@ async function deleteRun(s: RunServices, arg: Arg): Promise<void> {
   );
   if (ok !== 'Delete') return;
   const dir = engine.store.runDir(run.key); // validated to stay inside the runs root
-  const rel = relative(engine.root, dir);
-  if (!rel || rel.startsWith('..')) return;
-  rmSync(dir, { recursive: true, force: true });
-  engine.store.updateExperiment(run.experiment, (doc) => {
-    doc.runs = doc.runs.filter((r) => r !== run.run);
-  });
+  engine.deleteRun(run.key);
   s.log.info(`deleted ${run.key} (${dir})`);
   s.refresh();
 }

@@ -1,11 +1,17 @@
 // The one message contract between the extension host (src/panels/) and the webviews (webview/).
 // Imported by both sides: no `vscode`, no Node, no DOM imports here.
 //
-// Protocol (reference vscode.md, "Webview rules"):
-//   1. The webview posts `ready` once its script runs (and again after it lost track: see offsets).
-//   2. The host answers with a `snapshot`: every run shown and every point it has, per (run, metric).
+// Protocol (reference vscode.md, "Webview rules"; the webview's side is webview/shared/handshake.ts):
+//   1. The webview posts `ready` once its script runs, and again until the host answers (a lost message,
+//      a host that is busy or gone), and after it lost track (see offsets).
+//   2. The host answers with a `snapshot`: every run shown and every point it has, per (run, metric) —
+//      or with `unavailable` when there is nothing to show: the run was deleted (`gone`) or its directory
+//      cannot be read (`unreadable`, with the reason).
 //   3. After that only deltas: `append` (new points) and `runs` (status, summaries, errors, the table).
 //   4. Requests that need an answer carry a `requestId`; the host answers with `result`.
+//   5. A live webview posts `ping` now and then; the host answers `pong` (or `unavailable` when the run
+//      has gone meanwhile). No answer means the extension host went away: the webview says so and keeps
+//      posting `ready` until a host answers.
 // Every series chunk carries the index of its first point (`offset`). The webview appends a chunk only
 // when the offset equals what it holds, so no point is lost or doubled; on a gap it posts `ready` again
 // and gets a fresh snapshot.
@@ -94,16 +100,25 @@ export interface PanelTarget {
   runs?: string[];
 }
 
+/** Why a panel has nothing to show: its run (or experiment) was deleted, or its directory cannot be read. */
+export type UnavailableReason = 'gone' | 'unreadable';
+
 export type HostMessage =
   | { type: 'snapshot'; kind: PanelKind; target: PanelTarget; title: string; runs: RunView[]; series: SeriesChunk[]; table?: SummaryTable }
+  | { type: 'unavailable'; reason: UnavailableReason; target: PanelTarget; title: string; message: string }
   | { type: 'append'; series: SeriesChunk[] }
   | { type: 'runs'; runs: RunView[]; table?: SummaryTable }
+  | { type: 'pong' }
   | { type: 'result'; requestId: number; ok: boolean; message?: string };
 
 export type WebviewCommand = 'openRun' | 'showLog' | 'stopRun' | 'resumeRun';
 
 export type WebviewMessage =
   | { type: 'ready' }
+  /** Is the host still there (and the run)? Answered by `pong` or `unavailable`. */
+  | { type: 'ping' }
+  /** Close this tab (the "run no longer exists" page offers it). */
+  | { type: 'close' }
   /** CSV of every point (full resolution) of `metrics` of `runs`. */
   | { type: 'exportCsv'; requestId: number; runs: string[]; metrics: MetricKey[] }
   /** A PNG of the chart as a data: URL. */
@@ -123,7 +138,9 @@ export function parseWebviewMessage(x: unknown): WebviewMessage | undefined {
   if (!isObj(x)) return undefined;
   switch (x.type) {
     case 'ready':
-      return { type: 'ready' };
+    case 'ping':
+    case 'close':
+      return { type: x.type };
     case 'exportCsv':
       if (!isReqId(x.requestId) || !isStrArr(x.runs) || !Array.isArray(x.metrics) || !x.metrics.every(isMetricKey)) return undefined;
       return { type: 'exportCsv', requestId: x.requestId, runs: x.runs, metrics: x.metrics };

@@ -6,8 +6,8 @@
 //   RLORA_PYTHON       the Python that runs the worker (default <repo>/.venv/bin/python)
 //   RLORA_CHROMIUM     the browser (default /usr/bin/chromium)
 // Screenshots of every stage go to test-results/e2e/.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -100,6 +100,11 @@ export interface SessionOptions {
   hostTests?: string;
   /** Extra environment for code-server and so for the extension host. */
   env?: Record<string, string>;
+  /**
+   * Install this VSIX with `code-server --install-extension` (what a user does) instead of copying the
+   * built extension into the extensions folder.
+   */
+  vsix?: string;
 }
 
 export class Session {
@@ -159,16 +164,18 @@ export class Session {
       ...this.opts.settings,
     };
     writeFileSync(join(this.userData, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1', ...this.opts.env };
+    delete env.PORT; // it overrides --bind-addr
+    delete env.VSCODE_IPC_HOOK_CLI;
     if (this.opts.hostTests) {
       mkdirSync(join(this.dir, 'dev'), { recursive: true });
       this.devExtension = installExtension(join(this.dir, 'dev'));
+    } else if (this.opts.vsix) {
+      this.installVsix(this.opts.vsix, env);
     } else {
       installExtension(this.extensions);
     }
     this.port = await freePort();
-    const env: NodeJS.ProcessEnv = { ...process.env, PYTHONDONTWRITEBYTECODE: '1', OMP_NUM_THREADS: '1', ...this.opts.env };
-    delete env.PORT; // it overrides --bind-addr
-    delete env.VSCODE_IPC_HOOK_CLI;
     const args = [
       '--auth', 'none',
       '--bind-addr', `127.0.0.1:${this.port}`,
@@ -202,6 +209,18 @@ export class Session {
     });
     await this.openWorkbench();
   }
+
+  /** `code-server --install-extension FILE.vsix` into this session's extensions folder; throws with its output. */
+  private installVsix(vsix: string, env: NodeJS.ProcessEnv): void {
+    if (!existsSync(vsix)) throw new Error(`${vsix} is missing: run \`npm run package\` first`);
+    const r = spawnSync(this.env.codeServer, ['--user-data-dir', this.userData, '--extensions-dir', this.extensions, '--install-extension', vsix], { env, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`code-server --install-extension ${vsix} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+    this.installed = join(this.extensions, `${EXTENSION_ID}-${pkg.version}`);
+    if (!existsSync(join(this.installed, 'package.json'))) throw new Error(`the VSIX did not install into ${this.installed}:\n${r.stdout}`);
+  }
+
+  /** Where the VSIX was installed (with `vsix`). */
+  installed = '';
 
   private async waitForServer(): Promise<void> {
     const deadline = Date.now() + 60_000;
@@ -319,6 +338,11 @@ export class Session {
     return this.page.locator('.notifications-toasts .notification-toast');
   }
 
+  /** Toasts that have finished sliding in (VS Code marks them when the transition ends): ready for a screenshot. */
+  settledNotifications() {
+    return this.page.locator('.notifications-toasts .notification-fade-in-done');
+  }
+
   /** Rewrites user settings (code-server applies them live, e.g. the colour theme). */
   setUserSettings(change: Record<string, unknown>): void {
     const file = join(this.userData, 'User', 'settings.json');
@@ -338,17 +362,53 @@ export class Session {
 
   async stop(): Promise<void> {
     await this.browser?.close().catch(() => undefined);
-    if (this.server?.pid) {
+    this.killWorkers();
+    const server = this.server;
+    if (server?.pid) {
+      const exited = server.exitCode !== null ? Promise.resolve() : new Promise<void>((r) => server.once('exit', () => r()));
       try {
-        process.kill(-this.server.pid, 'SIGTERM');
+        process.kill(-server.pid, 'SIGTERM');
       } catch {
         /* already gone */
       }
-      await new Promise((r) => setTimeout(r, 500));
+      // Teardown only: a server that does not exit on SIGTERM is killed after a bounded wait.
+      const bounded = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+      if (!bounded) {
+        try {
+          process.kill(-server.pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+  }
+
+  /**
+   * Workers of this session's runs that are still going (a test that failed while a run was held, see
+   * riemannlora/worker/hold.py) are killed: they run detached, so ending code-server does not end them.
+   * Only processes whose command line is a riemannlora worker of this workspace are signalled.
+   */
+  killWorkers(): void {
+    const root = join(this.workspace, '.rlora-runs');
+    if (!existsSync(root)) return;
+    for (const rel of readdirSync(root, { recursive: true }) as string[]) {
+      if (!rel.endsWith('status.json')) continue;
+      const status = JSON.parse(readFileSync(join(root, rel), 'utf8')) as { pid?: number | null };
+      const pid = status.pid;
+      if (!pid || pid <= 1) continue;
+      let cmdline = '';
       try {
-        process.kill(-this.server.pid, 'SIGKILL');
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       } catch {
-        /* already gone */
+        continue; // gone
+      }
+      if (!cmdline.includes('riemannlora.worker') || !cmdline.includes(this.workspace)) continue;
+      for (const target of [-pid, pid]) {
+        try {
+          process.kill(target, 'SIGKILL');
+        } catch {
+          /* not a group leader, or gone */
+        }
       }
     }
   }

@@ -1,6 +1,6 @@
 // Drives the extension-host integration suite (test/e2e/host/suite.ts) in a real VS Code: bundles it,
 // opens code-server with extensionDevelopmentPath + extensionTestsPath, and checks the results file.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as esbuild from 'esbuild';
 import { afterAll, expect, test } from 'vitest';
@@ -24,7 +24,9 @@ const MISSING = {
 };
 
 let s: Session | undefined;
+let release = '';
 afterAll(async () => {
+  if (release) writeFileSync(release, 'done'); // a failed check must not leave the host waiting
   await s?.stop();
   s?.cleanup();
 });
@@ -36,12 +38,13 @@ test('extension-host integration suite passes', async () => {
   const bundle = join(outDir, 'suite.js');
   await esbuild.build({ entryPoints: [join(ROOT, 'test/e2e/host/suite.ts')], bundle: true, platform: 'node', format: 'cjs', target: 'node20', external: ['vscode'], outfile: bundle, logLevel: 'error' });
   const results = join(outDir, 'results.json');
+  release = join(outDir, 'release');
+  rmSync(release, { force: true });
   s = new Session(env, {
     hostTests: bundle,
-    env: { RLORA_HOST_RESULTS: results, RLORA_PYTHON: env.python },
+    env: { RLORA_HOST_RESULTS: results, RLORA_HOST_RELEASE: release, RLORA_PYTHON: env.python },
     files: { 'quick.rlora.json': JSON.stringify(QUICK, null, 2), 'broken.rlora.json': JSON.stringify(BROKEN, null, 2), 'missing.rlora.json': JSON.stringify(MISSING, null, 2) },
   });
-  const { rmSync } = await import('node:fs');
   rmSync(results, { force: true });
   await s.start();
   await expect.poll(() => existsSync(results), { timeout: 150_000, interval: 500 }).toBe(true);
@@ -49,13 +52,38 @@ test('extension-host integration suite passes', async () => {
   const r = JSON.parse(readFileSync(results, 'utf8')) as { name: string; ok: boolean; error?: string }[];
   const failed = r.filter((x) => !x.ok);
   expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
-  expect(r.length).toBe(8);
-  // The failed run's tab (left open by the suite) shows the error, its hint and the log tail.
-  const web = await s.webviewWhere('h1.title', 'missing-model');
-  const error = web.locator('#error');
+  expect(r.length).toBe(9);
+  // The extension host stays up (the suite waits for the release file) while the tabs it left are checked.
+  // The failed run's tab shows the error, its hint and the log tail.
+  const failedTab = await s.webviewWhere('h1.title', 'missing-model');
+  const error = failedTab.locator('#error');
   await error.waitFor({ timeout: 30_000 });
   expect(await error.innerText()).toMatch(/nonexistent/);
-  await web.locator('#error .log-tail').waitFor({ timeout: 10_000 });
-  await s.page.waitForTimeout(500);
+  await failedTab.locator('#error .log-tail').waitFor({ timeout: 10_000 });
   await s.shot('host-02-failed-run');
+  // The run whose events cannot be read, opened from the palette, says so with the reason and a Retry
+  // (never a blank chart).
+  await s.runCommand('RiemannLoRA: Open Run Chart');
+  await s.page.locator('.quick-input-list .monaco-list-row').filter({ hasText: 'unreadable copy' }).first().click({ timeout: 15_000 });
+  const unreadableTab = await s.webviewWhere('h1.title', 'unreadable copy');
+  const banner = unreadableTab.locator('#view-state[data-phase="unreadable"]');
+  await banner.waitFor({ timeout: 30_000 });
+  expect(await banner.innerText()).toMatch(/The run directory cannot be read: .*EISDIR/);
+  await banner.locator('#retry').waitFor();
+  expect(await unreadableTab.locator('#content').isVisible()).toBe(false);
+  await s.shot('host-03-unreadable-run');
+
+  // Back to the failed run's tab (its webview is rebuilt and asks for a snapshot again), then let the host
+  // go: VS Code ends it when the suite returns. The tab notices (its pings stay unanswered) and says that
+  // the extension host is gone, keeping what it showed.
+  await s.page.locator('.tabs-container .tab').filter({ hasText: 'missing-model' }).click();
+  const again = await s.webviewWhere('h1.title', 'missing-model');
+  await again.locator('#error').waitFor({ timeout: 30_000 });
+  await again.locator('body[data-phase="live"]').waitFor({ state: 'attached', timeout: 30_000 });
+  writeFileSync(release, 'done');
+  const reconnecting = again.locator('#view-state[data-phase="reconnecting"]');
+  await reconnecting.waitFor({ timeout: 60_000 });
+  expect(await reconnecting.innerText()).toMatch(/The extension host restarted — reconnecting/);
+  expect(await again.locator('#error').innerText()).toMatch(/nonexistent/); // what it showed stays
+  await s.shot('host-04-host-gone');
 });

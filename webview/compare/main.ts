@@ -9,6 +9,7 @@ import '@vscode/codicons/dist/codicon.css';
 import '../shared/style.css';
 import { BUILTIN_METRICS, type HostMessage, type MetricKey, metricLabel, type PanelTarget, type RunView, type SummaryTable } from '../../src/shared/messages';
 import { HostConnection } from '../shared/api';
+import { statusBanner } from '../shared/statusBanner';
 import { SeriesStore, runColor, type XMode } from '../shared/chartModel';
 import { type ChartSettings, FrameScheduler, LineChart, onThemeChange } from '../shared/chartView';
 import { h, icon, replaceChildren, stateBadge } from '../shared/dom';
@@ -25,7 +26,8 @@ interface CompareState extends ViewSettings {
 const store = new SeriesStore();
 let runs: RunView[] = [];
 let table: SummaryTable | undefined;
-const conn = new HostConnection<CompareState>(onMessage);
+const banner = statusBanner({ what: 'comparison', close: () => conn.post({ type: 'close' }), retry: () => conn.connect() });
+const conn = new HostConnection<CompareState>(onMessage, banner.update);
 const state: CompareState = {
   metric: 'loss',
   xMode: 'step',
@@ -49,10 +51,15 @@ const legend = h('ul', { class: 'legend', id: 'legend', 'aria-label': 'Runs' });
 const tableBox = h('div', { class: 'table-box', id: 'summary' });
 root.append(
   h('header', { class: 'header' }, title, status),
-  h('div', { class: 'toolbar' }, h('label', { class: 'control' }, 'Metric ', metricSelect), controls.element, csvButton, pngButton),
-  h('div', { class: 'chart-box chart-box-large' }, canvas),
-  legend,
-  tableBox,
+  banner.element,
+  h(
+    'div',
+    { id: 'content' },
+    h('div', { class: 'toolbar' }, h('label', { class: 'control' }, 'Metric ', metricSelect), controls.element, csvButton, pngButton),
+    h('div', { class: 'chart-box chart-box-large' }, canvas),
+    legend,
+    tableBox,
+  ),
 );
 
 const settings = (): ChartSettings => ({ xMode: state.xMode, logY: state.logY, smoothing: state.smoothing, ignoreOutliers: state.ignoreOutliers, zoom: state.zoom });
@@ -185,10 +192,16 @@ function onMessage(m: HostMessage): void {
       save();
       if (!store.apply(m.series)) console.warn('snapshot did not apply cleanly');
       break;
+    case 'unavailable':
+      title.textContent = m.title;
+      document.title = m.title;
+      state.target = m.target;
+      save();
+      return;
     case 'append':
       if (!store.apply(m.series)) {
         // A gap: ask for a fresh snapshot rather than draw a curve with a hole.
-        conn.ready();
+        conn.resync();
         return;
       }
       break;
@@ -223,4 +236,4 @@ onThemeChange(() => {
 });
 new ResizeObserver(() => frames.request()).observe(canvas.parentElement!);
 export type { XMode };
-conn.ready();
+conn.connect();

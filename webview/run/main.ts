@@ -8,6 +8,7 @@ import '@vscode/codicons/dist/codicon.css';
 import '../shared/style.css';
 import type { HostMessage, MetricKey, PanelTarget, RunView } from '../../src/shared/messages';
 import { HostConnection } from '../shared/api';
+import { statusBanner } from '../shared/statusBanner';
 import { formatDuration, formatNumber, runColor, SeriesStore } from '../shared/chartModel';
 import { type ChartSettings, FrameScheduler, LineChart, onThemeChange } from '../shared/chartView';
 import { bindControls, controlsBar, type ViewSettings } from '../shared/controls';
@@ -16,7 +17,8 @@ import { h, icon, replaceChildren, stateBadge } from '../shared/dom';
 const store = new SeriesStore();
 let run: RunView | undefined;
 type RunState = ViewSettings & { target?: PanelTarget };
-const conn = new HostConnection<RunState>(onMessage);
+const banner = statusBanner({ what: 'run', close: () => conn.post({ type: 'close' }), retry: () => conn.connect() });
+const conn = new HostConnection<RunState>(onMessage, banner.update);
 const state: RunState = { xMode: 'step', smoothing: 0.6, logY: false, ignoreOutliers: false, zoom: null, ...conn.state };
 
 const root = document.getElementById('root')!;
@@ -27,7 +29,8 @@ const actions = h('span', { class: 'actions' });
 const configBox = h('dl', { class: 'config', id: 'config' });
 const errorBox = h('section', { class: 'error-box', id: 'error', hidden: true });
 const controls = controlsBar(state);
-root.append(h('header', { class: 'header' }, title, badge, progress, actions), configBox, errorBox, h('div', { class: 'toolbar' }, controls.element));
+const content = h('div', { id: 'content' }, configBox, errorBox, h('div', { class: 'toolbar' }, controls.element));
+root.append(h('header', { class: 'header' }, title, badge, progress, actions), banner.element, content);
 
 interface Panel {
   title: string;
@@ -45,7 +48,7 @@ const PANELS: Panel[] = [
 
 const settings = (): ChartSettings => ({ xMode: state.xMode, logY: state.logY, smoothing: state.smoothing, ignoreOutliers: state.ignoreOutliers, zoom: state.zoom });
 const grid = h('div', { class: 'chart-grid' });
-root.append(grid);
+content.append(grid);
 const charts = PANELS.map((p) => {
   const canvas = h('canvas', { role: 'img', 'aria-label': p.title, 'data-chart': p.title });
   const box = h('figure', { class: `chart-box${p.large ? ' chart-box-large' : ''}`, 'data-panel': p.title }, h('figcaption', {}, p.title), h('div', { class: 'canvas-wrap' }, canvas));
@@ -151,9 +154,16 @@ function onMessage(m: HostMessage): void {
       store.apply(m.series);
       renderRun();
       break;
+    case 'unavailable':
+      // The banner says why; the title says which run.
+      title.textContent = m.title;
+      document.title = m.title;
+      state.target = m.target;
+      conn.state = { ...state };
+      return;
     case 'append':
       if (!store.apply(m.series)) {
-        conn.ready();
+        conn.resync();
         return;
       }
       break;
@@ -172,4 +182,4 @@ onThemeChange(() => {
   frames.request();
 });
 new ResizeObserver(() => frames.request()).observe(grid);
-conn.ready();
+conn.connect();

@@ -1,5 +1,7 @@
-// The webview side of the message contract: typed post, the ready handshake, request ids, view state.
+// The webview side of the message contract: typed post, the ready handshake (handshake.ts: retried until
+// answered, pings while live), request ids, view state.
 import { type HostMessage, reviveChunk, type WebviewMessage } from '../../src/shared/messages';
+import { type ConnectionStatus, Handshake } from './handshake';
 
 interface VsCodeApi<S> {
   postMessage(msg: unknown): void;
@@ -12,12 +14,16 @@ export class HostConnection<S extends object> {
   private readonly api: VsCodeApi<S>;
   private nextId = 1;
   private readonly waiting = new Map<number, (r: { ok: boolean; message?: string }) => void>();
+  readonly handshake: Handshake;
 
-  constructor(onMessage: (m: HostMessage) => void) {
+  constructor(onMessage: (m: HostMessage) => void, onStatus: (s: ConnectionStatus) => void) {
     this.api = acquireVsCodeApi<S>();
+    this.handshake = new Handshake((type) => this.post({ type }), onStatus);
     window.addEventListener('message', (e: MessageEvent) => {
       const m = e.data as HostMessage;
       if (!m || typeof m !== 'object' || typeof m.type !== 'string') return;
+      this.handshake.received(m);
+      if (m.type === 'pong') return;
       if (m.type === 'result') {
         this.waiting.get(m.requestId)?.(m);
         this.waiting.delete(m.requestId);
@@ -32,8 +38,13 @@ export class HostConnection<S extends object> {
     this.api.postMessage(m);
   }
 
-  /** Sends `ready`: the host answers with a full snapshot. */
-  ready(): void {
+  /** Starts the handshake: `ready` until the host answers with a snapshot (or says there is none). */
+  connect(): void {
+    this.handshake.start();
+  }
+
+  /** Asks for a fresh snapshot while the view stays as it is (it lost track of a series). */
+  resync(): void {
     this.post({ type: 'ready' });
   }
 

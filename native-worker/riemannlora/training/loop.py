@@ -72,6 +72,9 @@ class Loop:
     save_checkpoint: Callable[[str], None]  # reason -> None (interval | stop | final)
     stop_requested: Callable[[], bool]
     on_step: Callable[[int], None] = lambda step: None
+    # Called with the number of completed steps before each step and its stop check (the worker's test
+    # hold point, riemannlora/worker/hold.py, waits here).
+    before_step: Callable[[int], None] = lambda step: None
     state: LoopState = field(default_factory=LoopState)
     # Data parallel (riemannlora.worker.ddp): forward/backward go through the DDP wrapper, and the step's
     # loss (for reporting and the divergence check) and token count are combined over the ranks.
@@ -117,6 +120,7 @@ def run_loop(loop: Loop, *, elapsed_offset: float = 0.0, initial_eval: bool = Fa
     peak = 0
 
     while st.step < steps:
+        loop.before_step(st.step)
         if loop.stop_requested():
             break
         lr = opt.param_groups[0]["lr"]

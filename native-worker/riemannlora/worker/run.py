@@ -14,6 +14,7 @@ Order of work (each step can fail with an explained `error` event):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -33,6 +34,8 @@ from riemannlora.worker.errors import (
     explain,
 )
 from riemannlora.worker.events import EventWriter
+from riemannlora.worker.hold import ENV as HOLD_ENV
+from riemannlora.worker.hold import HoldPoint, HoldSpecError
 from riemannlora.worker.rundir import RunDir, RunDirError, StatusFile
 
 log = logging.getLogger("riemannlora.worker")
@@ -189,6 +192,12 @@ class _Session:
             self.config["method"],
             self.config["adapter"],
         )
+        try:
+            hold = HoldPoint.from_env()
+        except HoldSpecError as exc:
+            raise WorkerError(
+                "config", str(exc), f"fix or unset {HOLD_ENV} in the worker's environment"
+            ) from exc
         if train["threads"]:
             torch.set_num_threads(train["threads"])
         torch.manual_seed(train["seed"])
@@ -235,6 +244,9 @@ class _Session:
             save_checkpoint=lambda reason: self._checkpoint(reason),
             stop_requested=lambda: ddp.any_rank(self.stop.requested, self.dist, device),
             on_step=ddp.FactorSync(model, optimizer, self.dist, self.events.log),
+            before_step=functools.partial(hold.wait, stop=self.stop, log=self.events.log)
+            if hold
+            else (lambda step: None),
             train_model=ddp.wrap_model(model, device, self.dist),
             mean_over_ranks=lambda v: ddp.mean_over_ranks(v, self.dist, device),
             sum_over_ranks=lambda v: ddp.sum_over_ranks(v, self.dist, device),

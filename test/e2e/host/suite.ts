@@ -1,7 +1,9 @@
 // Extension-host integration tests: bundled by test/e2e/host.e2e.test.ts and run inside the real
 // extension host of code-server (extensionTestsPath), with the real worker. The host exits 0 even when
 // run() throws, so every result goes to the JSON file named by RLORA_HOST_RESULTS and the driver checks it.
-import { readFileSync, writeFileSync } from 'node:fs';
+// VS Code ends the extension host once run() returns: run() waits until the driver has checked the tabs
+// that the suite leaves open and says so by creating the file named by RLORA_HOST_RELEASE.
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { editConfigFile } from '../../../src/configure/flows';
@@ -131,5 +133,24 @@ export async function run(): Promise<void> {
     await vscode.commands.executeCommand('riemannlora.openRunChart', info.key);
   });
 
+  await test('a run whose directory cannot be read (the driver opens its tab)', async () => {
+    // A copy of the completed run (not watched by this engine, like a run of an earlier window) whose
+    // events.jsonl cannot be read: a directory in its place fails reads with EISDIR even as root.
+    const source = engine!.list().find((r) => r.state === 'completed');
+    assert(source, 'a completed run to copy');
+    const key = `${source.experiment}/unreadable-copy`;
+    const dir = engine!.store.runDir(key);
+    cpSync(source.dir, dir, { recursive: true });
+    engine!.store.updateCard(key, (c) => (c.label = 'unreadable copy'));
+    rmSync(join(dir, 'events.jsonl'));
+    mkdirSync(join(dir, 'events.jsonl'));
+    assert(engine!.get(key)?.label === 'unreadable copy', 'the copy is listed as a run');
+    assert(engine!.store.problem(key) === undefined, 'the directory itself can be listed');
+  });
+
   if (out) writeFileSync(out, JSON.stringify(results, null, 2));
+  const release = process.env.RLORA_HOST_RELEASE;
+  // Not a timing assumption: the driver releases the host as soon as it has checked; the bound only
+  // keeps a dead driver from leaving the host up for ever.
+  if (release) await until('the driver to release the extension host', () => existsSync(release), 600_000).catch(() => undefined);
 }

@@ -1,7 +1,7 @@
 // The engine's supervision logic against a fast stand-in worker (fake-worker.mjs, same file contract):
 // events become deltas, a worker that dies without `finished` is failed with its log tail, the queue
 // limit holds, queued runs can be cancelled, and a new engine re-attaches to what is on disk.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
@@ -134,5 +134,34 @@ describe('Engine (stand-in worker)', () => {
     expect(() => e.resume(info.key)).toThrow(/completed run cannot become queued/);
     expect(() => e.start(info.key)).toThrow(/cannot become running/);
     expect(() => e.createRun({ ...config, adapter: { rank: 0 } })).toThrow(/\/adapter\/rank/);
+  });
+
+  it('deletes an ended run (run-removed) and refuses a queued one', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '3' });
+    const removed: string[] = [];
+    e.on('run-removed', (k) => removed.push(k));
+    const done = e.createRun(config);
+    await e.wait(done.key);
+    const queued = e.createRun(config, { experiment: done.experiment, start: false });
+    expect(() => e.deleteRun(queued.key)).toThrow(/is queued: stop it before deleting it/);
+    e.deleteRun(done.key);
+    expect(removed).toEqual([done.key]);
+    expect(e.get(done.key)).toBeUndefined();
+    expect(e.runs(done.experiment).map((r) => r.key)).toEqual([queued.key]);
+  });
+
+  it('a run whose events cannot be read is an error, not an empty run', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '3' });
+    const info = e.createRun(config);
+    await e.wait(info.key);
+    // A second engine (a reloaded window) reads the run from disk.
+    const { e: later } = engine({}, { root: e.root });
+    expect(later.snapshot(info.key).train).toHaveLength(3);
+    const events = join(info.dir, 'events.jsonl');
+    rmSync(events);
+    mkdirSync(events); // reads fail with EISDIR, as they would with EACCES for a user without root
+    expect(() => later.snapshot(info.key)).toThrow(/EISDIR/);
+    rmSync(events, { recursive: true });
+    expect(later.snapshot(info.key).train).toEqual([]); // absent (a queued run's case) is just empty
   });
 });

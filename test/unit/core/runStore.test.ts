@@ -110,6 +110,30 @@ describe('runs and experiments', () => {
   });
 });
 
+describe('a run that cannot be shown says why', () => {
+  it('gone when its directory does not exist, unreadable when it is not a run directory, else nothing', () => {
+    const s = store();
+    const info = s.createRun('e', 'r', config);
+    expect(s.problem('e/r')).toBeUndefined();
+    expect(s.problem('e/nope')).toEqual({ reason: 'gone', message: expect.stringMatching(/^e\/nope was deleted: .* does not exist$/) });
+    mkdirSync(join(s.root, 'e', 'empty'));
+    expect(s.problem('e/empty')).toEqual({ reason: 'unreadable', message: expect.stringMatching(/holds no status\.json, run\.json or config\.json/) });
+    rmSync(info.dir, { recursive: true });
+    writeFileSync(info.dir, 'a file where the run directory was');
+    expect(s.problem('e/r')).toEqual({ reason: 'unreadable', message: expect.stringMatching(/ENOTDIR/) });
+  });
+
+  it('deleteRun removes the directory and the experiment entry', () => {
+    const s = store();
+    s.createRun('e', 'a', config);
+    s.createRun('e', 'b', config);
+    s.deleteRun('e/a');
+    expect(existsSync(join(s.root, 'e', 'a'))).toBe(false);
+    expect(s.getExperiment('e')?.runs).toEqual(['b']);
+    expect(s.problem('e/a')?.reason).toBe('gone');
+  });
+});
+
 describe('readTail', () => {
   it('returns the last whole lines of a file, and "" for a missing file', () => {
     const t = tempDir();
