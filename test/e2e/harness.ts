@@ -396,7 +396,7 @@ export class Session {
       const status = JSON.parse(readFileSync(join(root, rel), 'utf8')) as { pid?: number | null };
       const pid = status.pid;
       if (!pid || pid <= 1) continue;
-      let cmdline = '';
+      let cmdline: string;
       try {
         cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
       } catch {
