@@ -85,8 +85,8 @@ const STAGES = [
   ['schema-types', check('node', ['scripts/gen-types.mjs', '--check'])],
   ['typecheck', check(join(BIN, 'tsc'), ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', check(join(BIN, 'eslint'), ['.', '--max-warnings=0'])],
-  ['ruff-lint', check(PY, ['-m', 'ruff', 'check', 'native-worker', 'bench'])],
-  ['ruff-format', check(PY, ['-m', 'ruff', 'format', '--check', 'native-worker', 'bench'])],
+  ['ruff-lint', check(PY, ['-m', 'ruff', 'check', 'native-worker', 'bench', 'examples'])],
+  ['ruff-format', check(PY, ['-m', 'ruff', 'format', '--check', 'native-worker', 'bench', 'examples'])],
   ['build', check('node', ['esbuild.mjs'])],
   ['unit', vitest('vitest.config.mts', 'unit')],
   ['python', pytest],
@@ -95,6 +95,8 @@ const STAGES = [
     rmSync(join(OUT, 'demo-quick'), { recursive: true, force: true });
     return check('node', ['dist/cli.js', 'demo', '--quick', '--python', PY, '--out', join(OUT, 'demo-quick')])();
   }],
+  // The VSIX a user installs (`npm run package`): the demo e2e suite installs this file into code-server.
+  ['package', check('npm', ['run', '--silent', 'package'])],
   ['e2e', vitest('vitest.e2e.config.mts', 'e2e')],
 ];
 

@@ -329,7 +329,7 @@ def apply_defaults(config: dict[str, Any], task_defaults: dict[str, Any] | None 
     for key, value in _defaults_of(schema, defs["output"]).items():
         output.setdefault(key, value)
     # Local paths are stored absolute so that the resolved config means the same thing from any folder.
-    for key in ("model", "data", "eval_data"):
+    for key in TASK_PATH_KEYS:
         value = task.get(key)
         if isinstance(value, str) and os.path.exists(os.path.expanduser(value)):
             task[key] = os.path.abspath(os.path.expanduser(value))
@@ -337,8 +337,34 @@ def apply_defaults(config: dict[str, Any], task_defaults: dict[str, Any] | None 
     return out
 
 
+TASK_PATH_KEYS = ("model", "data", "eval_data")
+
+
+def resolve_task_paths(config: Any, base_dir: str | os.PathLike[str]) -> Any:
+    """Local task paths made absolute against the folder of the config file that names them.
+
+    The same rule as the engine's `resolveTaskPaths` (src/core/config.ts), so that a config means the same
+    thing to `validate`, to `run` and to the editor, from any current folder: a relative value is resolved
+    when it says it is a path (`./`, `../`) or names something that exists there; anything else (a hub id
+    such as `org/model`) stays as it is.
+    """
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(task, dict):
+        return config
+    for key in TASK_PATH_KEYS:
+        value = task.get(key)
+        if not isinstance(value, str) or not value or os.path.isabs(os.path.expanduser(value)):
+            continue
+        candidate = os.path.normpath(os.path.join(os.fspath(base_dir), value))
+        if value.startswith(("./", "../", ".\\", "..\\")) or os.path.exists(candidate):
+            task[key] = candidate
+    return config
+
+
 def load_config_file(path: str | os.PathLike[str]) -> Any:
-    """Parse a config file; a ConfigError (not a traceback) for unreadable or non-JSON files."""
+    """Parse a config file; a ConfigError (not a traceback) for unreadable or non-JSON files.
+
+    Relative local paths in the task are resolved against the file's folder (`resolve_task_paths`)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError([ConfigProblem("", f"config file not found: {p}", kind="missing-path")])
@@ -347,11 +373,12 @@ def load_config_file(path: str | os.PathLike[str]) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([ConfigProblem("", f"cannot read config file {p}: {exc}")]) from exc
     try:
-        return json.loads(text)
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(
             [ConfigProblem("", f"{p} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
         ) from exc
+    return resolve_task_paths(doc, p.resolve().parent)
 
 
 def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> dict[str, Any]:

@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 from worker_fixtures import synthetic_config, write_json
 
-from riemannlora.config import ConfigError, apply_defaults, load_config, method_arguments, validate_config
+from riemannlora.config import (
+    ConfigError,
+    apply_defaults,
+    load_config,
+    load_config_file,
+    method_arguments,
+    validate_config,
+)
 from riemannlora.worker.validate import validate_command
 
 FIXTURES = Path(__file__).resolve().parents[2] / "schema" / "fixtures" / "config"
@@ -134,6 +141,35 @@ def test_unreadable_and_non_json_files(tmp_path):
     with pytest.raises(ConfigError) as broken:
         load_config(bad)
     assert "not valid JSON" in str(broken.value) and "line 1" in str(broken.value)
+
+
+def test_relative_task_paths_are_resolved_from_the_config_files_folder(tmp_path, monkeypatch):
+    # The same rule as the engine (src/core/config.ts resolveTaskPaths): ./ and ../ and paths that exist
+    # next to the config are made absolute; a hub id stays as it is. From any current folder.
+    (tmp_path / "cfgs" / "data").mkdir(parents=True)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "cfgs" / "data" / "train.jsonl").write_text('{"text": "a"}\n')
+    doc = {
+        "task": {
+            "kind": "causal-lm",
+            "model": "../model",
+            "data": "data/train.jsonl",
+            "eval_data": "org/name",
+        },
+        "adapter": {"rank": 2},
+        "method": {"init": "lora", "optimizer": "adamw"},
+        "train": {"steps": 1},
+    }
+    cfg = tmp_path / "cfgs" / "x.rlora.json"
+    cfg.write_text(json.dumps(doc))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    task = load_config_file(Path("..") / "cfgs" / "x.rlora.json")["task"]
+    assert task["model"] == str(tmp_path / "model")
+    assert task["data"] == str(tmp_path / "cfgs" / "data" / "train.jsonl")
+    assert task["eval_data"] == "org/name"
+    assert [p.field for p in validate_config(load_config_file(cfg), deep=False)] == []
 
 
 @pytest.mark.parametrize("case", VALID, ids=lambda p: p.stem)

@@ -1,10 +1,17 @@
-// The demo flow in a real VS Code with the real worker on the fast synthetic task: the palette command
-// runs RiemannLoRA against the LoRA baselines, the runs complete in the tree, the comparison tab shows
-// every run in its legend and its summary table, and each finished run gets one notification.
-import { readdirSync, readFileSync } from 'node:fs';
+// The demo flow in a real VS Code with the real worker on the fast synthetic task, with the extension
+// installed from the VSIX that `npm run package` built (so packaging is tested on every run): the
+// examples/ folder shows in the Experiments tree, the palette command runs RiemannLoRA against the LoRA
+// baselines, the runs complete in the tree, the comparison tab shows every run in its legend and its
+// summary table, and each finished run gets one notification.
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
-import { environment, Session } from './harness';
+import { environment, ROOT, Session } from './harness';
+
+const VSIX = join(ROOT, 'dist', 'riemannlora-lab.vsix');
+const EXAMPLES = readdirSync(join(ROOT, 'examples'))
+  .filter((f) => f.endsWith('.rlora.json'))
+  .map((f) => (JSON.parse(readFileSync(join(ROOT, 'examples', f), 'utf8')) as { name: string }).name);
 
 const METHODS = ['RiemannLoRA', 'LoRA-AdamW', 'PiSSA', 'ScaledAdamW'];
 let s: Session | undefined;
@@ -18,15 +25,29 @@ afterAll(async () => {
   }
 });
 
-test('Run Demo Comparison: runs complete in the tree, the comparison shows every run', async () => {
+test('from the VSIX: the examples show in the tree; Run Demo Comparison: runs complete, the comparison shows every run', async () => {
   // Inside the test (not beforeAll): a missing harness or Python fails the test instead of skipping it.
   s = new Session(environment(), {
+    vsix: VSIX,
     settings: { 'riemannlora.demo.task': 'synthetic-lowrank', 'riemannlora.maxConcurrentRuns': 4 },
   });
   await s.start();
+  // What the VSIX installed: the bundles, the worker's sources and the schemas; no node_modules (the
+  // bundle holds what it needs).
+  for (const f of ['dist/extension.js', 'dist/webview/run.js', 'dist/webview/compare.css', 'native-worker/riemannlora/worker/__main__.py', 'native-worker/riemannlora/assets/default/model/model.safetensors', 'schema/run-config.schema.json', 'schema/worker-event.schema.json']) {
+    expect(existsSync(join(s.installed, f)), f).toBe(true);
+  }
+  expect(existsSync(join(s.installed, 'node_modules'))).toBe(false);
+  expect(readdirSync(join(s.installed, 'dist'), { recursive: true }).filter((f) => String(f).endsWith('.map'))).toEqual([]);
   await s.showExperiments();
   await s.page.getByText('Run Demo Comparison').first().waitFor({ timeout: 20_000 }); // the welcome view's link
   await s.shot('demo-01-welcome');
+
+  // The repository's examples/ in the workspace: the tree picks them up (file watcher) and lists each.
+  mkdirSync(join(s.workspace, 'examples'));
+  cpSync(join(ROOT, 'examples'), join(s.workspace, 'examples'), { recursive: true });
+  for (const name of EXAMPLES) await s.experimentRows().filter({ hasText: name }).first().waitFor({ timeout: 30_000 });
+  await s.shot('demo-01b-examples');
 
   const palette = await s.paletteItems('RiemannLoRA:');
   for (const title of ['New Experiment…', 'Start Run', 'Stop Run', 'Run Demo Comparison', 'Check Environment', 'Export Adapter (PEFT)…']) {
@@ -117,7 +138,7 @@ test('Run Demo Comparison: runs complete in the tree, the comparison shows every
   ] as const) {
     await s.setTheme(theme);
     await web.locator(`body.${cls}`).waitFor({ timeout: 20_000 });
-    await s.page.waitForTimeout(400); // one chart frame
+    await web.locator(`#chart[data-drawn-theme~="${cls}"]`).waitFor({ state: 'attached', timeout: 20_000 }); // a frame in the new colours
     await s.shot(shot);
   }
 

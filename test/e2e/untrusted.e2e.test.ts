@@ -34,19 +34,17 @@ test('in an untrusted workspace starting a run is refused', async () => {
   // Browsing works: the experiment from the workspace is listed.
   await s.experimentRows().filter({ hasText: 'untrusted' }).first().waitFor({ timeout: 30_000 });
   await s.runCommand('RiemannLoRA: Start Run');
-  const refusal = s.notifications().filter({ hasText: 'Restricted Mode' }).first();
+  const refusal = s.settledNotifications().filter({ hasText: 'Restricted Mode' }).first();
   await refusal.waitFor({ timeout: 20_000 });
   expect(await refusal.innerText()).toMatch(/Starting a run is disabled/);
-  await s.page.waitForTimeout(600);
   await s.shot('untrusted-01-start-refused');
 
   await s.runCommand('RiemannLoRA: Run Demo Comparison');
-  await s.notifications().filter({ hasText: 'Running the demo comparison is disabled' }).first().waitFor({ timeout: 20_000 });
-  await s.page.waitForTimeout(600); // let the toast finish sliding in
+  await s.settledNotifications().filter({ hasText: 'Running the demo comparison is disabled' }).first().waitFor({ timeout: 20_000 });
   await s.shot('untrusted-02-demo-refused');
 
-  // Nothing was launched: no run directory exists.
-  await new Promise((r) => setTimeout(r, 2000));
+  // Nothing was launched: no run directory exists. (Each command refuses before it creates anything,
+  // so by the time its refusal shows, a run would already be on disk.)
   const root = join(s.workspace, '.rlora-runs');
   const runs = existsSync(root) ? readdirSync(root, { recursive: true }).filter((p) => String(p).endsWith('status.json')) : [];
   expect(runs).toEqual([]);

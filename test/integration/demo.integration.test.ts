@@ -1,32 +1,18 @@
 // The headless main job end to end: the bundled CLI's `demo --quick --task synthetic-lowrank` in a temp
 // folder, with the real worker: exit 0, the summary table with all four methods, the HTML report.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import * as esbuild from 'esbuild';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ROOT, workerPython } from './helpers';
+import { buildCli, workerPython } from './helpers';
 
 const run = promisify(execFile);
 let tmp = '';
 afterAll(() => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
-
-let built: Promise<string> | undefined;
-/** Bundles src/cli.ts the way esbuild.mjs does, into the (git-ignored) test-results folder of the project. */
-function buildCli(): Promise<string> {
-  built ??= bundle();
-  return built;
-}
-async function bundle(): Promise<string> {
-  const outdir = join(ROOT, 'test-results', 'demo-cli');
-  mkdirSync(outdir, { recursive: true });
-  await esbuild.build({ entryPoints: { cli: join(ROOT, 'src', 'cli.ts') }, outdir, bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error' });
-  return join(outdir, 'cli.js');
-}
 
 describe('npm run demo (quick, synthetic task)', () => {
   it('runs the four methods through the engine, prints the table and writes a self-contained report', async () => {

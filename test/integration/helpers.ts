@@ -1,7 +1,8 @@
 // Locating the real worker for integration tests. They must FAIL (never skip) when it is missing.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import * as esbuild from 'esbuild';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const NATIVE_WORKER = join(ROOT, 'native-worker');
@@ -32,3 +33,15 @@ export function workerPython(): string {
 
 /** Environment for workers under test: one thread each (the CI machine has 2 cores shared by everything). */
 export const WORKER_ENV = { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1', HF_HUB_OFFLINE: '1' };
+
+let built: Promise<string> | undefined;
+/** Bundles src/cli.ts the way esbuild.mjs does, into the (git-ignored) test-results folder of the project. */
+export function buildCli(): Promise<string> {
+  built ??= (async () => {
+    const outdir = join(ROOT, 'test-results', 'demo-cli');
+    mkdirSync(outdir, { recursive: true });
+    await esbuild.build({ entryPoints: { cli: join(ROOT, 'src', 'cli.ts') }, outdir, bundle: true, platform: 'node', format: 'cjs', target: 'node20', logLevel: 'error' });
+    return join(outdir, 'cli.js');
+  })();
+  return built;
+}

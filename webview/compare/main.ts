@@ -121,6 +121,7 @@ function draw(): void {
   }));
   chart.yTitle = metricLabel(state.metric);
   chart.render();
+  canvas.dataset.drawnTheme = document.body.className; // which theme's colours the last frame used
   status.textContent = `${shown.length} of ${runs.length} runs · ${store.totalPoints().toLocaleString()} points · ${chart.renderedPoints.toLocaleString()} drawn`;
 }
 

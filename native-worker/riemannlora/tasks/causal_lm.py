@@ -85,7 +85,7 @@ def _check_local(field: str, ref: str, expected: str) -> Path | None:
         raise WorkerError(
             "missing-path",
             f"{field}: {ref} does not exist; expected {expected} there",
-            f"fix {field} in the run config (relative paths are resolved from the worker's current folder)",
+            f"fix {field} in the run config (relative paths are resolved from the config file's folder)",
             field="/" + field.replace(".", "/"),
         )
     return None

@@ -91,7 +91,7 @@ def _config_failure(problems: list[ConfigProblem], run_dir: RunDir, stdout: IO[s
 
 def _config_hint(p: ConfigProblem) -> str:
     if p.kind == "missing-path":
-        return "fix the path in the run config (relative paths are resolved from the worker's current folder)"
+        return "fix the path in the run config (relative paths are resolved from the config file's folder)"
     return "fix this field of the run config; `python -m riemannlora.worker validate --config FILE` lists all"
 
 
