@@ -229,6 +229,8 @@ abstract class Panel {
   private async onMessage(m: WebviewMessage): Promise<void> {
     switch (m.type) {
       case 'ready':
+        // Acknowledged first, so that a webview waiting for a big snapshot does not ask for it again.
+        this.post({ type: 'pong' });
         this.sendSnapshot();
         return;
       case 'ping': {

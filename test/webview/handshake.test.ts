@@ -94,6 +94,31 @@ describe('the handshake', () => {
     expect(readies()).toHaveLength(before);
   });
 
+  test('a host that acknowledges the ready is not asked again while it builds a big snapshot', () => {
+    const { clock, hs, readies, sent } = setup();
+    hs.start();
+    hs.received({ type: 'pong' }); // the host's acknowledgement, before the snapshot
+    for (let i = 0; i < 8; i++) {
+      // a slow snapshot: several ping intervals, each ping answered
+      clock.advance(TIMING.pingMs);
+      hs.received({ type: 'pong' });
+    }
+    expect(readies()).toEqual([0]);
+    expect(hs.status.phase).toBe('loading');
+    expect(sent.filter((m) => m.type === 'ping').length).toBeGreaterThan(0);
+    hs.received(SNAPSHOT);
+    expect(hs.status.phase).toBe('live');
+  });
+
+  test('a host that acknowledged and then went away is asked again', () => {
+    const { clock, hs, readies } = setup();
+    hs.start();
+    hs.received({ type: 'pong' });
+    clock.advance(TIMING.pingMs + TIMING.pongWaitMs);
+    expect(hs.status).toEqual({ phase: 'loading', attempts: 1 });
+    expect(readies()).toEqual([0, TIMING.pingMs + TIMING.pongWaitMs]);
+  });
+
   test('one ping at a time: no second ping while the first is unanswered', () => {
     const { clock, hs, sent } = setup();
     hs.start();

@@ -1,7 +1,9 @@
 // The webview's side of the connection to the extension host, as a small state machine (no DOM, no
 // timers of its own: both are given, so the unit tests drive it with a fake clock).
 //
-//   loading       `ready` posted, no answer yet; `ready` is posted again, with back-off, until one comes
+//   loading       `ready` posted, no snapshot yet; `ready` is posted again, with back-off, until the host
+//                 answers (the host acknowledges a `ready` with a `pong` before it builds the snapshot, so
+//                 a big snapshot is not asked for twice; from then on pings check that it is still there)
 //   live          a snapshot arrived; a `ping` now and then checks that the host is still there
 //   gone          the host says the run (or experiment) no longer exists; nothing more is asked
 //   unreadable    the host says the run directory cannot be read (the reason is shown); retry on demand
@@ -70,11 +72,18 @@ export class Handshake {
 
   /** Every message from the host goes through here first. */
   received(m: HostMessage): void {
+    const { phase } = this.current;
     if (this.pongTimer !== undefined) {
       // The outstanding ping is answered: the next one after a pause.
       this.stop(this.pongTimer);
       this.pongTimer = undefined;
-      if (this.current.phase === 'live') this.schedulePing();
+      this.schedulePing();
+    } else if ((phase === 'loading' || phase === 'reconnecting') && this.retryTimer !== undefined) {
+      // The host heard the ready (it acknowledges before building the snapshot): stop repeating it and
+      // check by pings that the host is still there while the snapshot comes.
+      this.stop(this.retryTimer);
+      this.retryTimer = undefined;
+      this.schedulePing();
     }
     switch (m.type) {
       case 'snapshot':
@@ -117,16 +126,22 @@ export class Handshake {
     }, this.retryDelay);
   }
 
-  /** One ping at a time: the next is scheduled when the host has answered this one. */
+  /**
+   * One ping at a time: the next is scheduled when the host has answered this one. An unanswered ping
+   * means the host is gone: ask for a snapshot again (a live view says it is reconnecting).
+   */
   private schedulePing(): void {
     this.stop(this.pingTimer);
     this.pingTimer = this.timers.set(() => {
       this.pingTimer = undefined;
-      if (this.current.phase !== 'live') return;
+      const { phase } = this.current;
+      if (phase !== 'live' && phase !== 'loading' && phase !== 'reconnecting') return;
       this.send('ping');
       this.pongTimer = this.timers.set(() => {
         this.pongTimer = undefined;
-        if (this.current.phase === 'live') this.askForSnapshot('reconnecting');
+        const now = this.current.phase;
+        if (now === 'live' || now === 'reconnecting') this.askForSnapshot('reconnecting');
+        else if (now === 'loading') this.askForSnapshot('loading');
       }, this.timing.pongWaitMs);
     }, this.timing.pingMs);
   }
