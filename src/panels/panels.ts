@@ -178,12 +178,9 @@ abstract class Panel {
     this.post({ type: 'unavailable', reason: p.reason, message: p.message, target: this.target(), title: this.title() });
   }
 
+  /** A deleted run: its tab says so; a comparison that still has other runs starts over without it. */
   private onRemoved(key: RunKey): void {
-    if (!this.runKeys().includes(key)) return;
-    const engine = this.host.engine();
-    const problem = engine && this.problem(engine);
-    if (problem) this.sendUnavailable(problem);
-    else this.sendSnapshot(); // a comparison that still has other runs
+    if (this.runKeys().includes(key)) this.sendSnapshot();
   }
 
   private onMetrics(d: MetricsDelta): void {
