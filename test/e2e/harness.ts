@@ -393,8 +393,12 @@ export class Session {
     if (!existsSync(root)) return;
     for (const rel of readdirSync(root, { recursive: true }) as string[]) {
       if (!rel.endsWith('status.json')) continue;
-      const status = JSON.parse(readFileSync(join(root, rel), 'utf8')) as { pid?: number | null };
-      const pid = status.pid;
+      let pid: number | null | undefined;
+      try {
+        pid = (JSON.parse(readFileSync(join(root, rel), 'utf8')) as { pid?: number | null }).pid;
+      } catch {
+        continue; // not a status file this session's engine wrote
+      }
       if (!pid || pid <= 1) continue;
       let cmdline: string;
       try {
