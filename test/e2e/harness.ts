@@ -248,8 +248,16 @@ export class Session {
     await this.page.locator('.activitybar [aria-label^="RiemannLoRA"]').first().waitFor({ timeout: 60_000 });
   }
 
+  /**
+   * Reloads the window the way a user does ("Developer: Reload Window"): VS Code then saves its state
+   * (open editors, webview state) before the page goes, so the run tabs are restored. A bare page reload
+   * would race the browser's unload against that save and sometimes lose the tabs.
+   */
   async reload(): Promise<void> {
-    await this.page.reload();
+    const main = this.page.mainFrame();
+    const navigated = this.page.waitForEvent('framenavigated', { predicate: (f) => f === main, timeout: 60_000 });
+    await this.runCommand('Developer: Reload Window');
+    await navigated;
     await this.page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
     await this.waitForExtension();
   }
