@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type RunConfig } from './core/config';
 import { DEFAULT_METHODS, formatTable, type MethodPreset } from './core/compare';
 import { Engine } from './core/engine';
-import { workerEnv, type LauncherKind } from './core/launcher';
+import { workerCwd, workerEnv, type LauncherKind } from './core/launcher';
 import { execa } from 'execa';
 import { ProgressBoard } from './core/progress';
 import { renderReport } from './core/report';
@@ -296,8 +296,10 @@ async function main(argv: string[]): Promise<number> {
       // The worker adds what a schema cannot check (paths exist, packages installed).
       const root = projectRoot();
       const python = pythonPath(values.python, root);
+      const nativeWorkerDir = process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker');
       const r = await execa(python, ['-m', 'riemannlora.worker', 'validate', '--config', resolve(values.config!)], {
-        env: workerEnv({ python, nativeWorkerDir: process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker') }),
+        cwd: workerCwd({ nativeWorkerDir }),
+        env: workerEnv({ nativeWorkerDir }),
         reject: false,
         all: true,
       });

@@ -2,11 +2,14 @@
 // truth) to the Experiments tree, the commands, the run / comparison tabs, notifications and settings.
 //
 // Reload-safe by design: workers run detached; on activation the engine re-attaches to runs that are
-// still running (`attach()`), queued runs are started again (their window went away before they started)
-// and restored panels ask for a fresh snapshot.
+// still running (`attach()`), runs that this machine queued are started again (their window went away
+// before they started; src/core/queuedHere.ts), and restored panels ask for a fresh snapshot. Queued runs
+// that this machine did not queue (a folder that came with a repository) are never started by themselves.
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { Engine } from './core/engine';
+import { QueuedHere } from './core/queuedHere';
+import type { RunInfo } from './core/runStore';
 import { configureInit, configureOptimizer, configureRank, newExperiment } from './configure/flows';
 import { checkEnvironment, selectInterpreter } from './environment/commands';
 import { describeInterpreter, resolveInterpreter } from './environment/interpreter';
@@ -112,20 +115,41 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
     // Runs that a previous window (or the CLI) left running: follow them.
     const picked = e.attach();
     if (picked.length) log.info(`re-attached to ${picked.length} running run(s): ${picked.map((r) => r.key).join(', ')}`);
-    // Runs that were queued when their window went away: start them here (trusted workspaces only).
-    const queued = e.list().filter((r) => r.state === 'queued');
-    if (queued.length && isTrusted()) {
+    // Runs that this machine queued and whose window went away before they started: start them here
+    // (trusted workspaces only). Other queued runs wait for the user.
+    const memory = new QueuedHere(context.globalState, e.root);
+    e.on('run-added', (info) => memory.remember(info));
+    e.on('run-updated', (info) => {
+      if (info.state === 'queued') memory.remember(info); // a resumed run (the engine watches only its own queued runs)
+    });
+    e.on('run-finished', (info) => memory.forget(info.key));
+    e.on('run-removed', (key) => memory.forget(key));
+    const { ours, foreign } = memory.split(e.list().filter((r) => r.state === 'queued'));
+    const startAll = (runs: RunInfo[], why: string) => {
       void services.prepareLaunch().then((ok) => {
         if (!ok) return;
-        for (const r of queued) {
+        for (const r of runs) {
           try {
+            memory.remember(r);
             e.start(r.key);
           } catch (err) {
             log.warn(`could not start queued run ${r.key}: ${(err as Error).message}`);
           }
         }
-        log.info(`started ${queued.length} queued run(s) left by an earlier window`);
+        log.info(`started ${runs.length} queued run(s) ${why}`);
       });
+    };
+    if (ours.length && isTrusted()) startAll(ours, 'left by an earlier window');
+    if (foreign.length) {
+      log.warn(`not started: ${foreign.length} queued run(s) that this machine did not queue: ${foreign.map((r) => r.key).join(', ')}`);
+      void vscode.window
+        .showWarningMessage(
+          `RiemannLoRA: ${foreign.length} queued run(s) in this workspace were not queued on this machine (for example, they came with the repository). They were not started.`,
+          ...(isTrusted() ? ['Start Them'] : []),
+        )
+        .then((choice) => {
+          if (choice === 'Start Them') startAll(foreign, 'at the user\'s request');
+        });
     }
     // Runs started elsewhere (another window, `npm run demo`) appear through their status files.
     const pattern = new vscode.RelativePattern(vscode.Uri.file(e.root), '*/*/status.json');

@@ -14,9 +14,9 @@ import { compareRuns, DEFAULT_BASELINE, DEFAULT_METHODS, siblingConfig, summariz
 import { EventTailer, readAllEvents, type SkippedLine, type WorkerEvent } from './events';
 import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
-import { launchWorker, signalWorker, type LaunchOptions, type LauncherKind } from './launcher';
+import { isWorkerOf, launchWorker, signalWorker, workerAlive, type LaunchOptions, type LauncherKind } from './launcher';
 import { RunQueue } from './queue';
-import { isTerminal, pidAlive, reconcile, TransitionError, canResume } from './runState';
+import { isTerminal, reconcile, TransitionError, canResume } from './runState';
 import { parseRunKey, RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
 import { RunSeries, type EvalPoint, type TrainPoint } from './series';
 
@@ -78,7 +78,7 @@ interface Watched {
   series: RunSeries;
   nonMetric: WorkerEvent[];
   skipped: SkippedLine[];
-  /** Process group of a worker this engine launched (or found in run.json). */
+  /** Process group of a worker this engine launched (never one read from a run folder: see signal()). */
   pgid?: number;
   /** Set once the launched process exited. */
   exit?: { exitCode: number | null; signal: string | null; error?: string };
@@ -213,7 +213,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (info.state !== 'running' && info.state !== 'queued') return;
     const w = this.watched.get(key);
     if (w) w.stopRequested = true;
-    signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGINT');
+    this.signal(key, info, 'SIGINT');
   }
 
   /** Kills a running worker at once (SIGKILL to its process group); the run becomes failed. A queued run is cancelled. */
@@ -223,8 +223,27 @@ export class Engine extends EventEmitter<EngineEvents> {
       this.stop(key);
       return;
     }
+    this.signal(key, info, 'SIGKILL');
+  }
+
+  /**
+   * Signals the run's worker, and only it: the process group this engine launched while it runs; else
+   * (a worker of an earlier window or of the CLI) the group or pid that the run folder names, once the
+   * process is verified to be this run's worker by its command line (launcher.ts isWorkerOf). A run
+   * folder is data that anyone can write: a pgid of 1 or a reused pid must not turn Stop into a signal
+   * to unrelated processes. Returns whether a signal was sent.
+   */
+  private signal(key: RunKey, info: RunInfo, sig: NodeJS.Signals): boolean {
     const w = this.watched.get(key);
-    signalWorker(w?.pgid ?? this.store.readCard(key)?.pgid, info.pid, 'SIGKILL');
+    if (w?.pgid && w.exit === undefined) return signalWorker(w.pgid, undefined, sig);
+    const dir = this.store.runDir(key);
+    const pgid = this.store.readCard(key)?.pgid;
+    const target = { pgid: isWorkerOf(pgid, dir) ? pgid : undefined, pid: isWorkerOf(info.pid, dir) ? info.pid : undefined };
+    if (!target.pgid && !target.pid) {
+      this.emit('warning', { key, message: `not signalled (${sig}): no live worker of this run found (the pid in its folder is not a riemannlora worker of ${dir})` });
+      return false;
+    }
+    return signalWorker(target.pgid, target.pid, sig);
   }
 
   /** Deletes an ended run (its directory and its place in the experiment); a queued or running one is refused. */
@@ -327,9 +346,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const picked: RunInfo[] = [];
     for (const info of this.store.listAll()) {
       if (info.state !== 'running' || this.watched.has(info.key)) continue;
-      const w = this.watch(info.key);
-      const card = this.store.readCard(info.key);
-      if (card?.pgid) w.pgid = card.pgid;
+      this.watch(info.key);
       picked.push(info);
     }
     if (picked.length) this.ensureTimer();
@@ -447,7 +464,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     const verdict = reconcile({
       status,
       finished: w.series.finished?.status,
-      pidAlive: status.pid ? pidAlive(status.pid) : undefined,
+      // A worker launched here is alive until it exits; any other pid is only alive if it is this run's worker.
+      pidAlive: status.pid ? (w.pgid !== undefined && !exited) || workerAlive(status.pid, this.store.runDir(w.key)) : undefined,
       sameHost: !status.host || status.host === hostname(),
       exitCode: exited ? (w.exit!.exitCode ?? null) : undefined,
       logTail: () => [w.exit?.error ? `[engine] ${w.exit.error}` : '', this.store.logTail(w.key, 20)].filter(Boolean).join('\n'),

@@ -1,13 +1,20 @@
 // Launching the worker (DESIGN.md "Worker command line", "Process model").
 //
+// Python never imports from a run directory or the user's current folder: the worker starts with
+// PYTHONSAFEPATH=1 (Python ≥ 3.11 then puts no folder of the command line on sys.path) and with the
+// bundled native-worker/ folder as its current folder (so Python 3.10, which ignores the variable, only
+// finds our own code there). A run folder is data: an `argparse.py` shipped in one is never executed.
+//
 // The worker runs detached in its own process group (setsid), so closing or reloading the window that
 // started it does not kill a long run; stop and kill signal the whole group (torchrun and its ranks too).
 // Arguments are always an array (execa, no shell): paths with spaces or quotes are passed as they are.
 // stdout is ignored (events.jsonl is the source of truth, the worker mirrors it on stdout for people);
 // stderr is appended to <run-dir>/worker.log.
 import { execa, type Options, type ResultPromise } from 'execa';
-import { closeSync, openSync, writeSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { closeSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { delimiter, join, resolve } from 'node:path';
+import { pidAlive } from './runState';
 
 export type LauncherKind = 'python' | 'torchrun';
 
@@ -44,15 +51,19 @@ export function workerCommand(opts: LaunchOptions, req: LaunchRequest): { file: 
   return { file: opts.python, args: ['-m', 'riemannlora.worker', ...workerArgs] };
 }
 
-export function workerEnv(opts: LaunchOptions): Record<string, string> {
+export function workerEnv(opts: Pick<LaunchOptions, 'nativeWorkerDir' | 'env'>): Record<string, string> {
   const inherited = process.env.PYTHONPATH;
   return {
     PYTHONPATH: inherited ? `${opts.nativeWorkerDir}${delimiter}${inherited}` : opts.nativeWorkerDir,
     PYTHONUNBUFFERED: '1',
     PYTHONDONTWRITEBYTECODE: '1',
     ...opts.env,
+    PYTHONSAFEPATH: '1', // last: not even a caller's env may turn it off
   };
 }
+
+/** The current folder of every worker process (run, validate, doctor): our own code, never a run directory. */
+export const workerCwd = (opts: Pick<LaunchOptions, 'nativeWorkerDir'>): string => opts.nativeWorkerDir;
 
 export interface LaunchedWorker {
   /** Pid of the launched process, also its process group id. */
@@ -74,7 +85,7 @@ export async function launchWorker(opts: LaunchOptions, req: LaunchRequest): Pro
   try {
     writeSync(logFd, `[engine] ${new Date().toISOString()} launching: ${[file, ...args].map((a) => JSON.stringify(a)).join(' ')}\n`);
     child = execa(file, args, {
-      cwd: req.runDir,
+      cwd: workerCwd(opts),
       env: workerEnv(opts),
       extendEnv: true,
       detached: true,
@@ -108,11 +119,64 @@ export async function launchWorker(opts: LaunchOptions, req: LaunchRequest): Pro
 }
 
 /**
+ * The argument vector and current folder of a live process, or null when they cannot be read (no such
+ * process, or no permission): /proc on Linux, `ps` elsewhere (one string: split on spaces, no cwd).
+ */
+export function processCommandLine(pid: number): { argv: string[]; cwd?: string } | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  try {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a, i, all) => a || i < all.length - 1);
+    let cwd: string | undefined;
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      /* another user's process: its cwd is not ours to read */
+    }
+    return argv.length ? { argv, cwd } : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || process.platform === 'linux') return null;
+  }
+  const r = spawnSync('ps', ['-ww', '-o', 'args=', '-p', String(pid)], { encoding: 'utf8' });
+  const line = r.status === 0 ? r.stdout.trim() : '';
+  return line ? { argv: line.split(/\s+/) } : null;
+}
+
+/**
+ * Whether `pid` is a riemannlora worker of `runDir` (the worker itself, or torchrun launching it): its
+ * command line runs `riemannlora.worker` with `--run-dir` naming this directory. A pid from a run folder
+ * is only a claim (a copied or shipped folder, or a number reused by another process since): nothing is
+ * signalled, or counted as the run's live worker, on the claim alone. Never true for pid 0 or 1.
+ */
+export function isWorkerOf(pid: number | null | undefined, runDir: string): boolean {
+  if (!pid || !Number.isSafeInteger(pid) || pid <= 1) return false;
+  const cmd = processCommandLine(pid);
+  return !!cmd && runsWorkerOf(cmd, runDir);
+}
+
+function runsWorkerOf(cmd: { argv: string[]; cwd?: string }, runDir: string): boolean {
+  const i = cmd.argv.indexOf('--run-dir');
+  if (!cmd.argv.includes('riemannlora.worker') || i < 0 || !cmd.argv[i + 1]) return false;
+  return resolve(cmd.cwd ?? '/', cmd.argv[i + 1]!) === resolve(runDir);
+}
+
+/**
+ * Whether the worker `pid` that a run's status.json names is alive: a live process that is this run's
+ * worker. A pid reused by an unrelated process counts as dead. Where the command line cannot be read
+ * (another user's process), a live pid is taken at its word.
+ */
+export function workerAlive(pid: number, runDir: string): boolean {
+  if (!pidAlive(pid) || pid <= 1) return false;
+  const cmd = processCommandLine(pid);
+  return cmd ? runsWorkerOf(cmd, runDir) : true;
+}
+
+/**
  * Sends a signal to a worker's process group (falls back to the pid alone when the group is gone).
- * Returns false when no such process exists.
+ * Returns false when no such process exists. Never signals a pid or group ≤ 1 (kill(-1) would reach every
+ * process of the user); the engine passes only processes it launched or verified with `isWorkerOf`.
  */
 export function signalWorker(pgid: number | null | undefined, pid: number | null | undefined, signal: NodeJS.Signals): boolean {
-  for (const target of [pgid ? -pgid : 0, pid ?? 0]) {
+  for (const target of [pgid && pgid > 1 ? -pgid : 0, pid && pid > 1 ? pid : 0]) {
     if (!target) continue;
     try {
       process.kill(target, signal);

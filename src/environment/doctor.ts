@@ -1,7 +1,7 @@
 // "Check Environment": runs `python -m riemannlora.worker doctor` with the worker's PYTHONPATH and turns
 // each problem into a message with an action. The report parsing is vscode-free (unit-tested).
 import { execFile } from 'node:child_process';
-import { workerEnv } from '../core/launcher';
+import { workerCwd, workerEnv } from '../core/launcher';
 
 export interface DoctorReport {
   ok?: boolean;
@@ -36,7 +36,7 @@ export function runDoctor(python: string, nativeWorkerDir: string, timeoutMs = 6
     execFile(
       python,
       ['-m', 'riemannlora.worker', 'doctor'],
-      { env: { ...process.env, ...workerEnv({ python, nativeWorkerDir }) }, timeout: timeoutMs, maxBuffer: 4 << 20 },
+      { cwd: workerCwd({ nativeWorkerDir }), env: { ...process.env, ...workerEnv({ nativeWorkerDir }) }, timeout: timeoutMs, maxBuffer: 4 << 20 },
       (err, stdout, stderr) => {
         if (err && !stdout.trim()) {
           resolve({ failure: { code: (err as NodeJS.ErrnoException).code ?? (err as { code?: number }).code ?? null, stderr: String(stderr), message: err.message } });

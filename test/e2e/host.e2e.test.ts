@@ -23,6 +23,17 @@ const MISSING = {
   train: { steps: 5, device: 'cpu' },
 };
 
+// A queued run folder that came with the workspace (a cloned repository), with Python files in it: it must
+// not start by itself, and when the user starts it, none of its files may be imported by the worker.
+const PLANT = "import pathlib\npathlib.Path(__file__).with_name('PWNED').write_text(__file__ + ' was imported')\n";
+const SHIPPED = {
+  '.rlora-runs/shipped/run1/config.json': JSON.stringify({ ...QUICK, name: 'shipped run' }),
+  '.rlora-runs/shipped/run1/status.json': JSON.stringify({ version: 1, state: 'queued', pid: null, host: 'elsewhere', updated_at: 1, step: 0 }),
+  '.rlora-runs/shipped/run1/run.json': JSON.stringify({ version: 1, label: 'shipped run', method: 'riemannion+loi', task: 'synthetic-lowrank', steps: 30, created_at: 1 }),
+  '.rlora-runs/shipped/run1/argparse.py': PLANT,
+  '.rlora-runs/shipped/run1/json.py': PLANT,
+};
+
 let s: Session | undefined;
 let release = '';
 afterAll(async () => {
@@ -43,7 +54,12 @@ test('extension-host integration suite passes', async () => {
   s = new Session(env, {
     hostTests: bundle,
     env: { RLORA_HOST_RESULTS: results, RLORA_HOST_RELEASE: release, RLORA_PYTHON: env.python },
-    files: { 'quick.rlora.json': JSON.stringify(QUICK, null, 2), 'broken.rlora.json': JSON.stringify(BROKEN, null, 2), 'missing.rlora.json': JSON.stringify(MISSING, null, 2) },
+    files: {
+      'quick.rlora.json': JSON.stringify(QUICK, null, 2),
+      'broken.rlora.json': JSON.stringify(BROKEN, null, 2),
+      'missing.rlora.json': JSON.stringify(MISSING, null, 2),
+      ...SHIPPED,
+    },
   });
   rmSync(results, { force: true });
   await s.start();
@@ -52,7 +68,15 @@ test('extension-host integration suite passes', async () => {
   const r = JSON.parse(readFileSync(results, 'utf8')) as { name: string; ok: boolean; error?: string }[];
   const failed = r.filter((x) => !x.ok);
   expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
-  expect(r.length).toBe(9);
+  expect(r.length).toBe(10);
+  // The shipped queued run was announced at activation, not started.
+  await s.runCommand('Notifications: Show Notifications');
+  const center = s.page.locator('.notifications-center .notification-list-item');
+  await center.first().waitFor({ timeout: 10_000 });
+  await s.page.keyboard.press('End'); // the list is virtual: the oldest notification (activation's) is at its end
+  await center.filter({ hasText: 'were not queued on this machine' }).first().waitFor({ timeout: 10_000 });
+  await s.shot('host-01b-shipped-queued-run');
+  await s.page.keyboard.press('Escape');
   // The extension host stays up (the suite waits for the release file) while the tabs it left are checked.
   // The failed run's tab shows the error, its hint and the log tail.
   const failedTab = await s.webviewWhere('h1.title', 'missing-model');

@@ -2,7 +2,7 @@
 // the engine and for the worker alike (`validate` runs both), from a folder other than the examples', and
 // the synthetic one trains to completion and exports its adapter.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +15,10 @@ const EXAMPLES = join(ROOT, 'examples');
 const CONFIGS = readdirSync(EXAMPLES).filter((f) => f.endsWith('.rlora.json')).sort();
 const elsewhere = mkdtempSync(join(tmpdir(), 'rlora-examples-'));
 afterAll(() => rmSync(elsewhere, { recursive: true, force: true }));
+// The CLI runs in a folder that holds Python files named like the standard library's: the worker it
+// starts must never import them (src/core/launcher.ts: PYTHONSAFEPATH and a neutral current folder).
+const PLANT = "import pathlib\npathlib.Path(__file__).with_name('PWNED').write_text(__file__ + ' was imported')\n";
+for (const f of ['argparse.py', 'json.py']) writeFileSync(join(elsewhere, f), PLANT);
 
 describe('examples/', () => {
   it('has a config for every task kind and a comparison', () => {
@@ -38,6 +42,7 @@ describe('examples/', () => {
     expect(stdout).toContain('valid against schema/run-config.schema.json');
     const worker = JSON.parse(stdout.slice(stdout.indexOf('{'))) as { valid: boolean; problems: unknown[] };
     expect(worker).toMatchObject({ valid: true, problems: [] });
+    expect(existsSync(join(elsewhere, 'PWNED'))).toBe(false);
   }, 120_000);
 
   it('synthetic.rlora.json trains to completion and exports a PEFT adapter', async () => {
@@ -53,5 +58,6 @@ describe('examples/', () => {
     const dir = /^run directory: (.+)$/m.exec(stdout)![1]!;
     expect(JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')).state).toBe('completed');
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);
+    expect(existsSync(join(elsewhere, 'PWNED'))).toBe(false);
   }, 200_000);
 });

@@ -80,6 +80,19 @@ export async function run(): Promise<void> {
     assert(snap.train.length === 30, `30 train points expected, got ${snap.train.length}`);
   });
 
+  await test('a queued run that came with the workspace is not started by itself; started by hand, no Python file of its folder is imported', async () => {
+    // Activation is long over (the previous test trained a run meanwhile): it decided to leave this one.
+    const key = 'shipped/run1';
+    const info = engine!.get(key);
+    assert(info?.state === 'queued', `the shipped run must still be queued, is ${info?.state}`);
+    // The user starts it (the tree's Start Run on a queued run).
+    await vscode.commands.executeCommand('riemannlora.startRun', { kind: 'run', info });
+    const done = await engine!.wait(key);
+    assert(done.state === 'completed', `state ${done.state}: ${JSON.stringify(done.last_error)}`);
+    const marker = join(info.dir, 'PWNED');
+    if (existsSync(marker)) throw new Error(`${readFileSync(marker, 'utf8')}: a run folder's Python must never be imported`);
+  });
+
   await test('configuration edits are validated against the schema before they are written', async () => {
     const uri = vscode.Uri.joinPath(folder!, 'quick.rlora.json');
     assert(await editConfigFile(uri, (c) => (c.adapter.rank = 16)), 'a valid edit is applied');

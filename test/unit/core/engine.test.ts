@@ -3,7 +3,7 @@
 // limit holds, queued runs can be cancelled, and a new engine re-attaches to what is on disk.
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
 import { Engine, type MetricsDelta } from '../../../src/core/engine';
 import type { RunInfo } from '../../../src/core/runStore';
@@ -134,6 +134,62 @@ describe('Engine (stand-in worker)', () => {
     expect(() => e.resume(info.key)).toThrow(/completed run cannot become queued/);
     expect(() => e.start(info.key)).toThrow(/cannot become running/);
     expect(() => e.createRun({ ...config, adapter: { rank: 0 } })).toThrow(/\/adapter\/rank/);
+  });
+
+  it('Stop and Kill signal only a verified worker: a run folder claiming pid/pgid 1 or a foreign process gets no signal', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete' });
+    const { hostname } = await import('node:os');
+    const { spawn } = await import('node:child_process');
+    // An unrelated live process in its own group, named by a shipped (or stale) run folder.
+    const bystander = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)'], { detached: true, stdio: 'ignore' });
+    cleanups.push(() => bystander.kill('SIGKILL'));
+    const claims: [string, number][] = [['init', 1], ['bystander', bystander.pid!]];
+    const keys: string[] = [];
+    for (const [name, pid] of claims) {
+      const info = e.createRun(config, { experiment: 'shipped', run: name, start: false });
+      e.store.writeStatus(info.key, { version: 1, state: 'running', pid, host: hostname(), started_at: 1, updated_at: 2, step: 3 });
+      e.store.updateCard(info.key, (c) => (c.pgid = pid));
+      keys.push(info.key);
+    }
+    e.dispose();
+    const { e: e2 } = engine({}, { root: e.root });
+    const warnings: string[] = [];
+    e2.on('warning', (w) => warnings.push(w.message));
+    const kill = vi.spyOn(process, 'kill');
+    try {
+      for (const key of keys) {
+        expect(e2.get(key)?.state).toBe('running'); // what the folder claims
+        e2.stop(key);
+        e2.kill(key);
+      }
+      const signalled = kill.mock.calls.filter(([, sig]) => sig !== 0 && sig !== undefined);
+      expect(signalled).toEqual([]);
+    } finally {
+      kill.mockRestore();
+    }
+    expect(warnings.filter((w) => /not signalled .*no live worker of this run/.test(w))).toHaveLength(4);
+    expect(() => process.kill(bystander.pid!, 0)).not.toThrow(); // still alive
+    // Neither claim is taken for a live worker: attached, both runs end failed instead of "running" for ever.
+    e2.attach();
+    const done = await Promise.all(keys.map((k) => e2.wait(k)));
+    expect(done.map((d) => d.state)).toEqual(['failed', 'failed']);
+  });
+
+  it('a new engine stops a worker that an earlier one launched (verified by its command line)', async () => {
+    const { e } = engine({ FAKE_MODE: 'hold' });
+    const info = e.createRun(config);
+    const { hostname } = await import('node:os');
+    for (;;) {
+      const st = e.store.readStatus(info.key);
+      if (st?.state === 'running' && st.host === hostname()) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    e.dispose(); // the window goes; the worker stays
+    const { e: e2 } = engine({}, { root: e.root });
+    expect(e2.attach().map((r) => r.key)).toEqual([info.key]);
+    e2.stop(info.key);
+    const done = await e2.wait(info.key);
+    expect(done.state).toBe('stopped');
   });
 
   it('deletes an ended run (run-removed) and refuses a queued one', async () => {

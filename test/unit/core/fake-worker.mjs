@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // A stand-in for `python -m riemannlora.worker run ...` in the engine's unit tests (the real worker is
 // exercised by test/integration/): it follows the same contract (status.json, events.jsonl, stderr) in a
-// few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit | slow-start. FAKE_STEPS: metric count,
-// FAKE_STEP_MS: sleep per step.
+// few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit | slow-start | hold (runs until
+// SIGINT, then reports stopped). FAKE_STEPS: metric count, FAKE_STEP_MS: sleep per step.
 import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +25,16 @@ if (mode === 'silent-exit') {
   process.exit(3);
 }
 status({ state: 'running', started_at: now(), step: 0 });
+if (mode === 'hold') {
+  emit({ type: 'started', device: 'cpu', dtype: 'fp32', trainable_params: 10, total_params: 100, task: 'synthetic-lowrank', method: 'fake+fake', steps });
+  emit({ type: 'metric', step: 1, split: 'train', loss: 1 });
+  process.on('SIGINT', () => {
+    emit({ type: 'finished', status: 'stopped', summary: { steps: 1 } });
+    status({ state: 'stopped', step: 1, ended_at: now(), exit_code: 0 });
+    process.exit(0);
+  });
+  await new Promise(() => setInterval(() => {}, 1 << 30)); // until the signal
+}
 emit({ type: 'started', device: 'cpu', dtype: 'fp32', trainable_params: 10, total_params: 100, task: 'synthetic-lowrank', method: 'fake+fake', steps });
 for (let s = 1; s <= steps; s++) {
   emit({ type: 'metric', step: s, split: 'train', loss: 1 / s, memory_bytes: 1000 + s });

@@ -1,7 +1,7 @@
 // The worker's command line and environment (argument arrays, never a shell string).
 import { delimiter } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { signalWorker, workerCommand, workerEnv } from '../../../src/core/launcher';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isWorkerOf, processCommandLine, signalWorker, workerAlive, workerCommand, workerEnv } from '../../../src/core/launcher';
 
 const opts = { python: '/opt/my env/bin/python', nativeWorkerDir: '/ext/native-worker' };
 const req = { runDir: '/ws/runs/e/r "1"', configPath: '/ws/runs/e/r "1"/config.json', resume: false };
@@ -42,5 +42,38 @@ describe('signalWorker', () => {
   it('returns false for processes that do not exist', () => {
     expect(signalWorker(2 ** 30, 2 ** 30, 'SIGINT')).toBe(false);
     expect(signalWorker(null, null, 'SIGINT')).toBe(false);
+  });
+
+  it('never signals pid or group 0, 1 or below (kill(-1) reaches every process of the user)', () => {
+    const kill = vi.spyOn(process, 'kill').mockImplementation(() => true);
+    try {
+      for (const [pgid, pid] of [[1, 1], [0, 0], [-1, -1], [1, 0], [0, 1]] as const) expect(signalWorker(pgid, pid, 'SIGKILL')).toBe(false);
+      expect(kill).not.toHaveBeenCalled();
+    } finally {
+      kill.mockRestore();
+    }
+  });
+});
+
+describe('isWorkerOf', () => {
+  it('is true only for a riemannlora worker whose --run-dir is this run directory', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = '/tmp/rlora-isworker/e/r';
+    // A process whose command line looks like the worker's (node ignores the arguments after -e's code).
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', '-m', 'riemannlora.worker', 'run', '--run-dir', dir], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => child.once('spawn', r));
+      expect(processCommandLine(child.pid!)?.argv).toContain('riemannlora.worker');
+      expect(isWorkerOf(child.pid, dir)).toBe(true);
+      expect(isWorkerOf(child.pid, `${dir}/..`)).toBe(false);
+      expect(isWorkerOf(child.pid, '/tmp/rlora-isworker/e/other')).toBe(false);
+      expect(isWorkerOf(process.pid, dir)).toBe(false); // a live process that is not a worker
+      expect(isWorkerOf(1, dir)).toBe(false);
+      expect(isWorkerOf(2 ** 30, dir)).toBe(false);
+      expect(workerAlive(child.pid!, dir)).toBe(true);
+      expect(workerAlive(process.pid, dir)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 });
