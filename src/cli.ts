@@ -315,18 +315,26 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(2);
-    }
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`${(err as Error).message}\n(see --help)\n`);
-      process.exit(2);
-    }
-    process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+/**
+ * Exits once stdout and stderr have taken everything written to them: on a pipe, writes are asynchronous
+ * and a bare process.exit() cuts the output (`list | wc -l` lost lines past 64 KiB).
+ */
+function exitAfterFlush(code: number): void {
+  process.exitCode = code;
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
+
+main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    exitAfterFlush(2);
+    return;
+  }
+  if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    process.stderr.write(`${(err as Error).message}\n(see --help)\n`);
+    exitAfterFlush(2);
+    return;
+  }
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  exitAfterFlush(1);
+});

@@ -47,6 +47,38 @@ def config(model, data, **task):
     }
 
 
+@pytest.mark.parametrize("model_type", ["llama", "evil-llama"], ids=["known-type", "unknown-type"])
+def test_a_model_folders_remote_code_never_runs(tmp_path, model_type):
+    # A model folder whose config maps the auto classes to its own Python files (transformers' auto_map):
+    # the worker never imports them and asks nothing on stdout. A known model type loads the library's
+    # class; an unknown one is refused with the reason (it would need the folder's code).
+    model = make_tiny_llama(tmp_path / "model")
+    plant = "import pathlib\npathlib.Path(__file__).with_name('PWNED').write_text('remote code ran')\n"
+    for name in ("modeling_evil.py", "tokenization_evil.py", "configuration_evil.py"):
+        (model / name).write_text(plant)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["model_type"] = model_type
+    cfg["auto_map"] = {
+        "AutoConfig": "configuration_evil.EvilConfig",
+        "AutoModelForCausalLM": "modeling_evil.EvilForCausalLM",
+        "AutoTokenizer": ["tokenization_evil.EvilTokenizer", None],
+    }
+    (model / "config.json").write_text(json.dumps(cfg))
+    data = write_jsonl(tmp_path / "d.jsonl", copy_records(40))
+    cfg_path = write_json(tmp_path / "c.json", config(model, data))
+    out = io.StringIO()
+    code = run_command(str(cfg_path), str(tmp_path / "run"), stdout=out)
+    assert not (model / "PWNED").exists()
+    assert all(line.startswith("{") for line in out.getvalue().splitlines())  # only events on stdout
+    events = read_events(tmp_path / "run")
+    if model_type == "llama":
+        assert code == 0 and events[-1]["status"] == "completed"
+    else:
+        error = next(e for e in events if e["type"] == "error")
+        assert code != 0 and events[-1]["status"] == "failed"
+        assert "trust_remote_code" in error["message"], error
+
+
 def test_prompt_completion_records_mask_the_prompt(llama, tmp_path):
     data = write_jsonl(
         tmp_path / "d.jsonl", [{"prompt": "abc?", "completion": "b"}, {"q": "xyz=", "a": "9"}] * 5

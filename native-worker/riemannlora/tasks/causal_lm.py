@@ -118,9 +118,13 @@ def load_model_and_tokenizer(ref: str) -> tuple[nn.Module, Any]:
 
 
 def _from_pretrained(transformers, ref: str, *, local_only: bool):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
+    # trust_remote_code=False, said explicitly: a model folder's `auto_map` must never run its Python (left
+    # unset, transformers may ask on stdout, inside the event stream, and run it on a "y").
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        ref, local_files_only=local_only, trust_remote_code=False
+    )
     model = transformers.AutoModelForCausalLM.from_pretrained(
-        ref, local_files_only=local_only, dtype=torch.float32
+        ref, local_files_only=local_only, dtype=torch.float32, trust_remote_code=False
     )
     return model, tokenizer
 

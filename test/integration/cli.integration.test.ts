@@ -1,0 +1,31 @@
+// The headless CLI's own behaviour (no worker needed): output on a pipe arrives whole.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RunConfig } from '../../src/core/config';
+import { RunStore } from '../../src/core/runStore';
+import { buildCli } from './helpers';
+
+const dir = mkdtempSync(join(tmpdir(), 'rlora-cli-pipe-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('node dist/cli.js', () => {
+  it('list on a pipe prints every line, far past 64 KiB (the process waits for stdout to drain)', async () => {
+    const store = new RunStore(join(dir, 'runs'));
+    const config: RunConfig = { task: { kind: 'synthetic-lowrank' }, adapter: { rank: 2 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5 } };
+    const runs = 2000;
+    store.createExperiment({ id: 'many', name: 'many', kind: 'single' });
+    for (let i = 0; i < runs; i++) store.createRun('many', `run-${String(i).padStart(5, '0')}-${'x'.repeat(40)}`, config);
+    const cli = await buildCli();
+    // Through an OS pipe (a shell's `|`): Node's writes to it are asynchronous, unlike to a file.
+    const r = spawnSync('sh', ['-c', '"$0" "$1" list --out "$2" | cat', process.execPath, cli, join(dir, 'runs')], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(r.status).toBe(0);
+    const out = r.stdout;
+    const lines = out.trimEnd().split('\n');
+    expect(out.length).toBeGreaterThan(64 * 1024);
+    expect(lines).toHaveLength(runs + 1); // the header and every run
+    expect(lines.at(-1)).toMatch(/^many\/run-01999-x+ +adamw\+lora +queued/);
+  }, 120_000);
+});
