@@ -74,7 +74,9 @@ export function loadConfig(path: string): RunConfig {
   } catch (err) {
     throw new ConfigError([{ path: '/', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], path);
   }
-  return parseConfigText(text, path);
+  // Absolute, so that relative task paths are resolved against the file's folder even when the file
+  // was named relative to the current folder (`--config examples/x.rlora.json`).
+  return parseConfigText(text, resolve(path));
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -4,7 +4,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config';
@@ -49,7 +49,8 @@ describe('examples/', () => {
     const python = workerPython();
     const cli = await buildCli();
     const out = join(elsewhere, 'runs');
-    const { stdout } = await run(process.execPath, [cli, 'run', '--config', join(EXAMPLES, 'synthetic.rlora.json'), '--python', python, '--out', out], {
+    // The config named relative to the current folder, as in the README's `--config examples/…`.
+    const { stdout } = await run(process.execPath, [cli, 'run', '--config', relative(elsewhere, join(EXAMPLES, 'synthetic.rlora.json')), '--python', python, '--out', out], {
       cwd: elsewhere,
       env: { ...process.env, OMP_NUM_THREADS: '1' },
       timeout: 180_000,

@@ -107,5 +107,13 @@ describe('local paths in a config file', () => {
     expect(config.task.model).toBe(join(dir, 'models', 'tiny')); // exists: local
     expect(config.task.data).toBe(join(dir, 'data', 'train.jsonl')); // explicitly relative: local even if missing
     expect(config.task.eval_data).toBe('org/eval-set'); // neither: a hub id
+    // The same when the file is named relative to the current folder (`--config exp.rlora.json`).
+    const cwd = process.cwd();
+    try {
+      process.chdir(join(dir, 'models'));
+      expect(loadConfig(join('..', 'exp.rlora.json')).task.model).toBe(join(dir, 'models', 'tiny'));
+    } finally {
+      process.chdir(cwd);
+    }
   });
 });
