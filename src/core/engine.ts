@@ -16,7 +16,7 @@ import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
 import { isWorkerOf, launchWorker, signalWorker, workerAlive, type LaunchOptions, type LauncherKind } from './launcher';
 import { RunQueue } from './queue';
-import { isTerminal, reconcile, TransitionError, canResume } from './runState';
+import { isTerminal, pidAlive, reconcile, TransitionError, canResume } from './runState';
 import { parseRunKey, RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
 import { RunSeries, type EvalPoint, type TrainPoint } from './series';
 
@@ -82,6 +82,8 @@ interface Watched {
   pgid?: number;
   /** Set once the launched process exited. */
   exit?: { exitCode: number | null; signal: string | null; error?: string };
+  /** The status.json pid once its command line showed it to be this run's worker (checked once, not per tick). */
+  verifiedPid?: number;
   lastStatusText?: string;
   waiters: ((info: RunInfo) => void)[];
   /** Resolves the queue job when the run is over. */
@@ -464,8 +466,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const verdict = reconcile({
       status,
       finished: w.series.finished?.status,
-      // A worker launched here is alive until it exits; any other pid is only alive if it is this run's worker.
-      pidAlive: status.pid ? (w.pgid !== undefined && !exited) || workerAlive(status.pid, this.store.runDir(w.key)) : undefined,
+      pidAlive: status.pid ? this.workerAlive(w, status.pid, exited) : undefined,
       sameHost: !status.host || status.host === hostname(),
       exitCode: exited ? (w.exit!.exitCode ?? null) : undefined,
       logTail: () => [w.exit?.error ? `[engine] ${w.exit.error}` : '', this.store.logTail(w.key, 20)].filter(Boolean).join('\n'),
@@ -491,6 +492,18 @@ export class Engine extends EventEmitter<EngineEvents> {
     // queue slot is free only when the CPU is).
     const launchedHere = w.release !== undefined;
     if (isTerminal(status.state) && (!launchedHere || exited)) void this.finish(w.key);
+  }
+
+  /**
+   * A worker launched here is alive until it exits; any other pid only if it is this run's worker (its
+   * command line, read once per pid: a reused pid of an unrelated process counts as dead).
+   */
+  private workerAlive(w: Watched, pid: number, exited: boolean): boolean {
+    if (w.pgid !== undefined && !exited) return true;
+    if (w.verifiedPid === pid) return pidAlive(pid);
+    const alive = workerAlive(pid, this.store.runDir(w.key));
+    if (alive) w.verifiedPid = pid;
+    return alive;
   }
 
   private async finish(key: RunKey): Promise<void> {
