@@ -84,6 +84,8 @@ interface Watched {
   exit?: { exitCode: number | null; signal: string | null; error?: string };
   /** The status.json pid once its command line showed it to be this run's worker (checked once, not per tick). */
   verifiedPid?: number;
+  /** The last polling failure reported (the same one is not reported again every tick). */
+  pollError?: string;
   lastStatusText?: string;
   waiters: ((info: RunInfo) => void)[];
   /** Resolves the queue job when the run is over. */
@@ -434,8 +436,12 @@ export class Engine extends EventEmitter<EngineEvents> {
   private safePoll(w: Watched): void {
     try {
       this.pollRun(w);
+      w.pollError = undefined;
     } catch (err) {
-      this.emit('warning', { key: w.key, message: `polling failed: ${(err as Error).message}` });
+      // Once per distinct failure: an unreadable events.jsonl fails every tick (250 ms) until it is fixed.
+      const message = `polling failed: ${(err as Error).message}`;
+      if (message !== w.pollError) this.emit('warning', { key: w.key, message });
+      w.pollError = message;
       if (w.exit !== undefined) void this.finish(w.key);
     }
   }
@@ -466,7 +472,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const verdict = reconcile({
       status,
       finished: w.series.finished?.status,
-      pidAlive: status.pid ? this.workerAlive(w, status.pid, exited) : undefined,
+      pidAlive: status.pid ? this.isWorkerAlive(w, status.pid, exited) : undefined,
       sameHost: !status.host || status.host === hostname(),
       exitCode: exited ? (w.exit!.exitCode ?? null) : undefined,
       logTail: () => [w.exit?.error ? `[engine] ${w.exit.error}` : '', this.store.logTail(w.key, 20)].filter(Boolean).join('\n'),
@@ -498,7 +504,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    * A worker launched here is alive until it exits; any other pid only if it is this run's worker (its
    * command line, read once per pid: a reused pid of an unrelated process counts as dead).
    */
-  private workerAlive(w: Watched, pid: number, exited: boolean): boolean {
+  private isWorkerAlive(w: Watched, pid: number, exited: boolean): boolean {
     if (w.pgid !== undefined && !exited) return true;
     if (w.verifiedPid === pid) return pidAlive(pid);
     const alive = workerAlive(pid, this.store.runDir(w.key));

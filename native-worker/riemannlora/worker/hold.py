@@ -4,7 +4,7 @@ End-to-end tests need a run that is still going when something else happens (a w
 whatever the speed of the machine. Sleeping or pacing would make the test depend on time; a hold point
 makes it depend on a condition: the worker finishes step STEP (its metric, eval and checkpoint are
 written), then waits before step STEP + 1 until the test creates FILE. A stop request ends the wait, and
-the run then stops as usual. Unset, the worker never holds. Checked once per step: a dictionary lookup.
+the run then stops as usual. The variable is read once at start; unset, the loop's hook does nothing.
 """
 
 from __future__ import annotations
