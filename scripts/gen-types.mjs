@@ -3,6 +3,7 @@
 // src/core/generated/. The schemas are the contract; these files are derived and never edited by hand.
 //   node scripts/gen-types.mjs          (re)write the generated files
 //   node scripts/gen-types.mjs --check  exit 1 (naming the stale files) when they differ from the schemas
+//   node scripts/gen-types.mjs run-card.schema.json ...   only the named schemas
 import { compile } from 'json-schema-to-typescript';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -13,6 +14,8 @@ const TARGETS = [
   { schema: 'run-config.schema.json', file: 'run-config.ts', name: 'RunConfig' },
   { schema: 'worker-event.schema.json', file: 'worker-event.ts', name: 'WorkerEventBase' },
   { schema: 'run-status.schema.json', file: 'run-status.ts', name: 'RunStatus' },
+  { schema: 'run-card.schema.json', file: 'run-card.ts', name: 'RunCard' },
+  { schema: 'experiment.schema.json', file: 'experiment.ts', name: 'ExperimentDoc' },
 ];
 
 const BANNER = (schema) =>
@@ -34,9 +37,16 @@ async function render({ schema, name }) {
 }
 
 const check = process.argv.includes('--check');
+const only = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const unknown = only.filter((a) => !TARGETS.some((t) => t.schema === a));
+if (unknown.length) {
+  console.error(`gen-types: unknown schema ${unknown.join(', ')}; known: ${TARGETS.map((t) => t.schema).join(', ')}`);
+  process.exit(2);
+}
+const targets = only.length ? TARGETS.filter((t) => only.includes(t.schema)) : TARGETS;
 const stale = [];
 if (!check) mkdirSync(OUT, { recursive: true });
-for (const target of TARGETS) {
+for (const target of targets) {
   const text = await render(target);
   const path = join(OUT, target.file);
   if (check) {
@@ -50,7 +60,7 @@ if (check) {
     console.error(`gen-types: out of date with schema/: ${stale.join(', ')}\nrun: node scripts/gen-types.mjs`);
     process.exit(1);
   }
-  console.log(`gen-types: ${TARGETS.length} generated files match schema/`);
+  console.log(`gen-types: ${targets.length} generated files match schema/`);
 } else {
-  console.log(`gen-types: wrote ${TARGETS.map((t) => t.file).join(', ')} to src/core/generated/`);
+  console.log(`gen-types: wrote ${targets.map((t) => t.file).join(', ')} to src/core/generated/`);
 }

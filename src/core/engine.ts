@@ -535,7 +535,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const { experiment, run } = parseRunKey(key);
     const gone: RunInfo = {
       key, experiment, run, dir: '', label: run, method: 'unknown', task: 'unknown', state: 'failed', step: 0, steps: 0, pid: null, host: null,
-      created_at: 0, started_at: null, ended_at: null, exit_code: null, last_error: { kind: 'missing-path', message: `the run folder of ${key} is gone` }, summary: null,
+      created_at: 0, started_at: null, ended_at: null, exit_code: null, last_error: { kind: 'missing-path', message: `the run folder of ${key} is gone` }, summary: null, damaged: null,
     };
     for (const resolve of waiters) resolve(info ?? gone);
   }

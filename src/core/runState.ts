@@ -7,11 +7,18 @@
 //
 // status.json is written by the worker while it runs; the engine writes it only for the transitions the
 // worker cannot report itself (queued, cancelled before start, died without a word).
+//
+// `damaged` is the engine's own, derived state, never written to status.json: the run's status.json or
+// run.json cannot be read, is not JSON or does not match its schema (RunInfo.damaged says why). A damaged
+// run is terminal for the queue: it is never started or resumed (it could hold a slot for ever or start
+// from garbage); it can be deleted, and it becomes what its files say once they are repaired.
 import type { RunStatus } from './generated/run-status';
 
-export type RunState = RunStatus['state'];
-export const RUN_STATES: readonly RunState[] = ['queued', 'running', 'completed', 'stopped', 'failed', 'diverged'];
-export const TERMINAL_STATES: readonly RunState[] = ['completed', 'stopped', 'failed', 'diverged'];
+/** A state status.json can hold. */
+export type StatusState = RunStatus['state'];
+export type RunState = StatusState | 'damaged';
+export const RUN_STATES: readonly RunState[] = ['queued', 'running', 'completed', 'stopped', 'failed', 'diverged', 'damaged'];
+export const TERMINAL_STATES: readonly RunState[] = ['completed', 'stopped', 'failed', 'diverged', 'damaged'];
 
 export const isTerminal = (s: RunState): boolean => TERMINAL_STATES.includes(s);
 
@@ -22,6 +29,7 @@ const ALLOWED: Record<RunState, readonly RunState[]> = {
   stopped: ['queued'],
   failed: ['queued'],
   diverged: [],
+  damaged: [],
 };
 
 export const canTransition = (from: RunState, to: RunState): boolean => ALLOWED[from].includes(to);
@@ -31,7 +39,11 @@ export class TransitionError extends Error {
     readonly from: RunState,
     readonly to: RunState,
   ) {
-    super(`a ${from} run cannot become ${to}${to === 'queued' ? ' (only stopped or failed runs can be resumed)' : ''}`);
+    super(
+      from === 'damaged'
+        ? `a damaged run cannot become ${to}: its status.json or run.json is unreadable or invalid (repair or delete the run)`
+        : `a ${from} run cannot become ${to}${to === 'queued' ? ' (only stopped or failed runs can be resumed)' : ''}`,
+    );
   }
 }
 
@@ -46,7 +58,7 @@ export const canResume = (state: RunState): boolean => canTransition(state, 'que
 export interface Observation {
   status: RunStatus;
   /** The `finished` event's status, when the event stream has one after the last `started`. */
-  finished?: RunState;
+  finished?: StatusState;
   /** Whether the status' pid is alive (undefined: no pid recorded). */
   pidAlive?: boolean;
   /** Whether status.host is this host (a pid on another host cannot be checked). */
@@ -58,7 +70,7 @@ export interface Observation {
 }
 
 export interface Verdict {
-  state: RunState;
+  state: StatusState;
   /** A status document to write, when the engine must record the transition itself. */
   write?: RunStatus;
 }

@@ -7,14 +7,24 @@
 //                                         and a cached summary once the run has ended
 //
 // Listing reads experiment.json, status.json and run.json only (never events.jsonl), so a root with
-// thousands of runs lists quickly. Ids are validated and every path is checked to stay inside the root.
+// thousands of runs lists quickly. Each of them is checked against its schema (metadata.ts): a file that
+// is not JSON or does not match lists its run as `damaged` with the reason (an experiment: listed with
+// defaults and the reason), never as queued and never as a crash. Ids are validated and every path is
+// checked to stay inside the root, symbolic links resolved (a link out of the root is refused).
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, renameSync, fstatSync, readSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, openSync, closeSync, readFileSync, readdirSync, realpathSync, renameSync, fstatSync, readSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type { ExperimentDoc } from './generated/experiment';
+import type { RunCard, RunSummary as RunSummaryOrNull } from './generated/run-card';
 import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
+import { readCardFile, readExperimentFile, readStatusFile } from './metadata';
 import type { RunState } from './runState';
+
+export type { ExperimentDoc, RunCard };
+/** Cached end-of-run numbers (compare.ts summarizeRun), in run.json once the run has ended. */
+export type RunSummary = NonNullable<RunSummaryOrNull>;
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -45,48 +55,6 @@ export function parseRunKey(key: RunKey): { experiment: string; run: string } {
   return { experiment, run };
 }
 
-/** Cached end-of-run numbers (see compare.ts `summarizeRun`). */
-export interface RunSummary {
-  /** Last step reached. */
-  steps: number;
-  final_loss: number | null;
-  best_loss: number | null;
-  /** Name and value of the headline eval metric, when the run evaluated. */
-  best_eval: { name: string; value: number; step: number } | null;
-  wall_s: number | null;
-  peak_memory_bytes: number | null;
-  /** Every eval metric at the last evaluation. */
-  final_eval: Record<string, number | null> | null;
-  /** The learning rate the worker used (absent in summaries cached before it was recorded). */
-  lr?: number | null;
-}
-
-export interface RunCard {
-  version: 1;
-  label: string;
-  /** "optimizer+init", e.g. "riemannion+loi". */
-  method: string;
-  task: string;
-  /** Planned steps (train.steps). */
-  steps: number;
-  created_at: number;
-  summary?: RunSummary | null;
-  /** Process group of the last worker the engine launched (stop/kill signal the whole group). */
-  pgid?: number;
-}
-
-export interface ExperimentDoc {
-  version: 1;
-  id: string;
-  name: string;
-  kind: 'single' | 'compare';
-  created_at: number;
-  /** Compare experiments: the run the others are measured against. */
-  baseline?: string;
-  /** Runs in creation order (the store also finds runs not listed here). */
-  runs: string[];
-}
-
 export interface RunInfo {
   key: RunKey;
   experiment: string;
@@ -108,11 +76,22 @@ export interface RunInfo {
   exit_code: number | null;
   last_error: RunStatus['last_error'] | null;
   summary: RunSummary | null;
+  /**
+   * Why the run's metadata cannot be trusted (its state is then `damaged`): status.json or run.json is
+   * unreadable, not JSON or not valid against its schema. null for a sound run.
+   */
+  damaged: string | null;
 }
 
 export interface ExperimentInfo extends ExperimentDoc {
+  /** The folder name. */
+  id: string;
   dir: string;
+  /** Why experiment.json was not used (not JSON, invalid): the experiment is listed with defaults. */
+  damaged: string | null;
 }
+
+const DAMAGED_HINT = 'repair or delete the file (or delete the run); a damaged run is never started or resumed';
 
 /** Writes JSON atomically (temp file + rename), so readers see the old or the new document. */
 export function writeJsonAtomic(path: string, doc: unknown): void {
@@ -128,6 +107,11 @@ function readJson<T>(path: string): T | undefined {
     return undefined;
   }
 }
+
+const outside = (root: string, p: string) => {
+  const rel = relative(root, p);
+  return !rel || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel);
+};
 
 /** The last `maxBytes` of a file as text (whole lines), '' when absent. */
 export function readTail(path: string, maxLines = 30, maxBytes = 16384): string {
@@ -160,13 +144,42 @@ export class RunStore {
     this.root = resolve(root);
   }
 
-  /** The path of a run or experiment directory, refusing anything that would leave the root. */
+  /**
+   * The path of a run or experiment directory, refusing anything that would leave the root: ids that
+   * are not plain names, and an experiment or run folder that is (or passes through) a symbolic link
+   * resolving outside the root, or a link to nothing (it could be pointed anywhere later).
+   */
   path(experiment: string, run?: string): string {
     assertId('experiment', experiment);
     if (run !== undefined) assertId('run', run);
     const p = run === undefined ? join(this.root, experiment) : join(this.root, experiment, run);
-    const rel = relative(this.root, p);
-    if (!rel || rel.startsWith('..') || isAbsolute(rel)) throw new StoreError(`path ${p} is outside the runs root ${this.root}`);
+    if (outside(this.root, p)) throw new StoreError(`path ${p} is outside the runs root ${this.root}`);
+    let cur = this.root;
+    for (const part of run === undefined ? [experiment] : [experiment, run]) {
+      cur = join(cur, part);
+      let link: boolean;
+      try {
+        link = lstatSync(cur).isSymbolicLink();
+      } catch {
+        break; // absent (or unreadable): nothing below it exists to lead anywhere
+      }
+      if (!link) continue;
+      let target: string;
+      try {
+        target = realpathSync(cur);
+      } catch {
+        throw new StoreError(`${cur} is a symbolic link to nothing: refused (a run folder must stay inside the runs root ${this.root})`);
+      }
+      let realRoot: string;
+      try {
+        realRoot = realpathSync(this.root);
+      } catch {
+        realRoot = this.root;
+      }
+      if (outside(realRoot, target)) {
+        throw new StoreError(`${cur} is a symbolic link to ${target}, outside the runs root ${this.root}: refused`);
+      }
+    }
     return p;
   }
 
@@ -193,23 +206,34 @@ export class RunStore {
     mkdirSync(dir, { recursive: true });
     const doc: ExperimentDoc = { version: 1, id, name: opts.name, kind: opts.kind, created_at: now(), runs: [] };
     writeJsonAtomic(join(dir, 'experiment.json'), doc);
-    return { ...doc, dir };
+    return { ...doc, id, dir, damaged: null };
   }
 
+  /**
+   * An experiment: its experiment.json, or defaults (its folder name, `single`, no recorded order) when
+   * the file is absent or damaged (`damaged` says why); undefined when the folder does not exist.
+   */
   getExperiment(id: string): ExperimentInfo | undefined {
     const dir = this.path(id);
-    const doc = readJson<ExperimentDoc>(join(dir, 'experiment.json'));
-    if (!doc) return existsSync(dir) ? { version: 1, id, name: id, kind: 'single', created_at: statSync(dir).mtimeMs / 1000, runs: [], dir } : undefined;
-    return { ...doc, id, dir };
+    const read = readExperimentFile(join(dir, 'experiment.json'));
+    if (read.kind === 'ok') return { ...read.doc, id, dir, damaged: null };
+    let mtime: number;
+    try {
+      mtime = statSync(dir).mtimeMs / 1000;
+    } catch {
+      return undefined;
+    }
+    return { version: 1, id, name: id, kind: 'single', created_at: mtime, runs: [], dir, damaged: read.kind === 'damaged' ? read.reason : null };
   }
 
-  updateExperiment(id: string, change: (doc: ExperimentDoc) => void): ExperimentInfo {
+  /** Changes experiment.json (a damaged one is replaced by its defaults plus the change). */
+  updateExperiment(id: string, change: (doc: ExperimentDoc & { id: string }) => void): ExperimentInfo {
     const exp = this.getExperiment(id);
     if (!exp) throw new StoreError(`no experiment ${id} in ${this.root}`);
-    const { dir, ...doc } = exp;
+    const { dir, damaged: _damaged, ...doc } = exp;
     change(doc);
     writeJsonAtomic(join(dir, 'experiment.json'), doc);
-    return { ...doc, dir };
+    return { ...doc, dir, damaged: null };
   }
 
   /**
@@ -239,18 +263,23 @@ export class RunStore {
     return this.getRun(runKey(experiment, run))!;
   }
 
+  /** status.json when it is present and valid (a damaged one reads as undefined: see getRun). */
   readStatus(key: RunKey): RunStatus | undefined {
-    return readJson<RunStatus>(join(this.runDir(key), 'status.json'));
+    const read = readStatusFile(join(this.runDir(key), 'status.json'));
+    return read.kind === 'ok' ? read.doc : undefined;
   }
 
   writeStatus(key: RunKey, status: RunStatus): void {
     writeJsonAtomic(join(this.runDir(key), 'status.json'), status);
   }
 
+  /** run.json when it is present and valid. */
   readCard(key: RunKey): RunCard | undefined {
-    return readJson<RunCard>(join(this.runDir(key), 'run.json'));
+    const read = readCardFile(join(this.runDir(key), 'run.json'));
+    return read.kind === 'ok' ? read.doc : undefined;
   }
 
+  /** Changes run.json (an absent or damaged one is rebuilt from config.json first). */
   updateCard(key: RunKey, change: (card: RunCard) => void): void {
     const dir = this.runDir(key);
     const card = this.readCard(key) ?? this.cardFromConfig(key);
@@ -259,7 +288,11 @@ export class RunStore {
   }
 
   readConfig(key: RunKey): RunConfig | undefined {
-    return readJson<RunConfig>(join(this.runDir(key), 'config.json'));
+    const config = readJson<RunConfig>(join(this.runDir(key), 'config.json'));
+    // Written by the worker (resolved) or copied in: readers may rely on its groups being objects.
+    const isObj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+    const c = config as unknown as Record<string, unknown> | undefined;
+    return isObj(c) && ['task', 'adapter', 'method', 'train'].every((g) => isObj(c![g])) ? config : undefined;
   }
 
   eventsPath(key: RunKey): string {
@@ -277,12 +310,17 @@ export class RunStore {
   private cardFromConfig(key: RunKey): RunCard {
     const config = this.readConfig(key);
     const { run } = parseRunKey(key);
+    // config.json is data too: take only fields of the right type.
+    const str = (v: unknown, fallback: string) => (typeof v === 'string' ? v : fallback);
+    const optimizer = str(config?.method?.optimizer, '');
+    const init = str(config?.method?.init, '');
+    const steps = config?.train?.steps;
     return {
       version: 1,
-      label: config?.name ?? run,
-      method: config ? `${config.method.optimizer}+${config.method.init}` : 'unknown',
-      task: config?.task.kind ?? 'unknown',
-      steps: config?.train.steps ?? 0,
+      label: str(config?.name, run),
+      method: optimizer && init ? `${optimizer}+${init}` : 'unknown',
+      task: str(config?.task?.kind, 'unknown'),
+      steps: Number.isSafeInteger(steps) && (steps as number) >= 0 ? (steps as number) : 0,
       created_at: now(),
       summary: null,
     };
@@ -319,15 +357,23 @@ export class RunStore {
     }
   }
 
-  /** One run's index entry (status.json + run.json), or undefined when the directory is not a run. */
+  /**
+   * One run's index entry (status.json + run.json), or undefined when the directory is not a run. A
+   * status.json or run.json that cannot be read, is not JSON or does not match its schema makes the run
+   * `damaged` (with `damaged` saying why). No status.json at all is a run whose creation was cut short:
+   * queued.
+   */
   getRun(key: RunKey): RunInfo | undefined {
     const { experiment, run } = parseRunKey(key);
     const dir = this.path(experiment, run);
-    const status = readJson<RunStatus>(join(dir, 'status.json'));
-    let card = readJson<RunCard>(join(dir, 'run.json'));
-    if (!status && !card && !existsSync(join(dir, 'config.json'))) return undefined;
-    card ??= this.cardFromConfig(key);
-    return {
+    const statusRead = readStatusFile(join(dir, 'status.json'));
+    const cardRead = readCardFile(join(dir, 'run.json'));
+    if (statusRead.kind === 'absent' && cardRead.kind === 'absent' && !existsSync(join(dir, 'config.json'))) return undefined;
+    const status = statusRead.kind === 'ok' ? statusRead.doc : undefined;
+    const card = cardRead.kind === 'ok' ? cardRead.doc : this.cardFromConfig(key);
+    const reasons = [statusRead, cardRead].flatMap((r) => (r.kind === 'damaged' ? [r.reason] : []));
+    const damaged = reasons.length ? reasons.join('; ') : null;
+    const info: RunInfo = {
       key,
       experiment,
       run,
@@ -335,17 +381,48 @@ export class RunStore {
       label: card.label,
       method: card.method,
       task: card.task,
-      state: status?.state ?? 'queued',
-      step: status?.step ?? 0,
+      state: 'queued',
+      step: 0,
       steps: card.steps,
-      pid: status?.pid ?? null,
-      host: status?.host ?? null,
+      pid: null,
+      host: null,
       created_at: card.created_at,
-      started_at: status?.started_at ?? null,
-      ended_at: status?.ended_at ?? null,
-      exit_code: status?.exit_code ?? null,
-      last_error: status?.last_error ?? null,
+      started_at: null,
+      ended_at: null,
+      exit_code: null,
+      last_error: null,
       summary: card.summary ?? null,
+      damaged,
+    };
+    const out = status ? RunStore.withStatus(info, status) : info;
+    if (damaged) {
+      out.state = 'damaged';
+      out.last_error = { kind: 'damaged', message: damaged, hint: DAMAGED_HINT };
+    }
+    return out;
+  }
+
+  /** `info` with the fields that come from a status document (the engine shows verdicts it may not write). */
+  static withStatus(info: RunInfo, status: RunStatus): RunInfo {
+    return {
+      ...info,
+      state: status.state,
+      step: status.step ?? 0,
+      pid: status.pid ?? null,
+      host: status.host ?? null,
+      started_at: status.started_at ?? null,
+      ended_at: status.ended_at ?? null,
+      exit_code: status.exit_code ?? null,
+      last_error: status.last_error ?? null,
+    };
+  }
+
+  /** What a run folder that cannot even be listed shows (an error the checks above did not foresee). */
+  private damagedInfo(experiment: string, run: string, reason: string): RunInfo {
+    return {
+      key: runKey(experiment, run), experiment, run, dir: join(this.root, experiment, run), label: run, method: 'unknown', task: 'unknown',
+      state: 'damaged', step: 0, steps: 0, pid: null, host: null, created_at: 0, started_at: null, ended_at: null, exit_code: null,
+      last_error: { kind: 'damaged', message: reason, hint: DAMAGED_HINT }, summary: null, damaged: reason,
     };
   }
 
@@ -359,14 +436,25 @@ export class RunStore {
       return [];
     }
     return names
-      .map((n) => this.getExperiment(n))
+      .map((n) => {
+        try {
+          return this.getExperiment(n);
+        } catch {
+          return undefined; // e.g. a folder that became a link out of the root meanwhile
+        }
+      })
       .filter((e): e is ExperimentInfo => !!e)
       .sort((a, b) => a.created_at - b.created_at || a.id.localeCompare(b.id));
   }
 
   /** Runs of one experiment: its recorded order first, then any other run folders by name. */
   listRuns(experiment: string): RunInfo[] {
-    const exp = this.getExperiment(experiment);
+    let exp: ExperimentInfo | undefined;
+    try {
+      exp = this.getExperiment(experiment);
+    } catch {
+      return [];
+    }
     if (!exp) return [];
     let names: string[];
     try {
@@ -378,7 +466,15 @@ export class RunStore {
     }
     const order = new Map(exp.runs.map((r, i) => [r, i]));
     names.sort((a, b) => (order.get(a) ?? Infinity) - (order.get(b) ?? Infinity) || a.localeCompare(b));
-    return names.map((n) => this.getRun(runKey(experiment, n))).filter((r): r is RunInfo => !!r);
+    return names
+      .map((n) => {
+        try {
+          return this.getRun(runKey(experiment, n));
+        } catch (err) {
+          return this.damagedInfo(experiment, n, `cannot be read: ${(err as Error).message}`);
+        }
+      })
+      .filter((r): r is RunInfo => !!r);
   }
 
   /** Every run under the root. */

@@ -45,7 +45,11 @@ const STATE_ICON: Record<RunInfo['state'], [string, string | undefined]> = {
   stopped: ['debug-stop', 'charts.yellow'],
   failed: ['error', 'errorForeground'],
   diverged: ['warning', 'list.warningForeground'],
+  damaged: ['warning', 'list.warningForeground'],
 };
+
+/** Text from run folders is data: no markdown (links, images) in tooltips. */
+const escapeMarkdown = (s: string) => s.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, '\\$&');
 
 function fmtLoss(v: number | null | undefined): string | undefined {
   return v === null || v === undefined ? undefined : Number(v.toPrecision(4)).toString();
@@ -132,12 +136,14 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
     if (e.config) parts.push(`${e.config.method.optimizer}+${e.config.method.init} · r${e.config.adapter.rank}`);
     if (runs.length) parts.push(`${runs.length} run${runs.length === 1 ? '' : 's'}${running ? `, ${running} running` : ''}`);
     if (e.configError) parts.push('invalid config');
+    if (e.store?.damaged) parts.push('experiment.json damaged');
     item.description = parts.join(' · ');
-    item.iconPath = new vscode.ThemeIcon(e.configError ? 'warning' : e.store?.kind === 'compare' ? 'graph' : 'beaker');
+    item.iconPath = new vscode.ThemeIcon(e.configError || e.store?.damaged ? 'warning' : e.store?.kind === 'compare' ? 'graph' : 'beaker');
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**${e.name}**\n\n`);
     if (e.configUri) md.appendMarkdown(`Config: \`${vscode.workspace.asRelativePath(e.configUri)}\`\n\n`);
     if (e.configError) md.appendCodeblock(e.configError, 'text');
+    if (e.store?.damaged) md.appendCodeblock(`${e.store.damaged}\n(listed with defaults: its folder name, no baseline)`, 'text');
     for (const line of configSummary(e.config)) md.appendMarkdown(`- ${line}\n`);
     if (e.store) md.appendMarkdown(`\nRuns folder: \`${e.store.dir}\``);
     item.tooltip = md;
@@ -152,7 +158,8 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
     const [icon, color] = STATE_ICON[r.state];
     item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
     const loss = fmtLoss(r.summary?.final_loss);
-    if (r.state === 'running') item.description = `step ${Math.max(r.step, this.liveStep.get(r.key) ?? 0)}/${r.steps}`;
+    if (r.state === 'damaged') item.description = `damaged: ${r.damaged ?? 'unreadable metadata'}`;
+    else if (r.state === 'running') item.description = `step ${Math.max(r.step, this.liveStep.get(r.key) ?? 0)}/${r.steps}`;
     else if (r.state === 'queued') item.description = 'queued';
     else if (loss !== undefined) item.description = `loss ${loss}${r.state === 'completed' ? '' : ` · ${r.state}`}`;
     else item.description = r.state;
@@ -165,7 +172,8 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
       md.appendMarkdown(`\nfinal loss ${fmtLoss(r.summary.final_loss) ?? '—'}, best ${fmtLoss(r.summary.best_loss) ?? '—'}`);
       if (r.summary.wall_s !== null) md.appendMarkdown(`, ${r.summary.wall_s.toFixed(1)} s`);
     }
-    if (r.last_error) md.appendMarkdown(`\n\n**${r.last_error.kind}**: ${r.last_error.message.split('\n')[0]}${r.last_error.hint ? `\n\n${r.last_error.hint}` : ''}`);
+    if (r.damaged) md.appendMarkdown(`\n\n**damaged**: ${escapeMarkdown(r.damaged)}\n\nThe run is never started or resumed; repair its status.json / run.json, or delete it.`);
+    else if (r.last_error) md.appendMarkdown(`\n\n**${r.last_error.kind}**: ${r.last_error.message.split('\n')[0]}${r.last_error.hint ? `\n\n${r.last_error.hint}` : ''}`);
     md.appendMarkdown(`\n\n\`${r.key}\``);
     item.tooltip = md;
     item.command = { command: 'riemannlora.openRunChart', title: 'Open Run Chart', arguments: [{ kind: 'run', info: r } satisfies RunNode] };

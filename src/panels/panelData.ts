@@ -107,7 +107,14 @@ export function runView(info: RunInfo, config: RunConfig | undefined, extra: { e
   const started = extra.events?.filter((e) => e.type === 'started').pop();
   const lastError = extra.events?.filter((e) => e.type === 'error').pop();
   const failed = info.state === 'failed' || info.state === 'diverged';
-  const error = lastError?.type === 'error' ? { kind: lastError.kind, message: lastError.message, hint: lastError.hint } : info.last_error ? { ...info.last_error } : undefined;
+  // A damaged run's metadata cannot be trusted: the reason is its error, whatever the events said.
+  const error = info.damaged
+    ? { kind: 'damaged', message: info.damaged, hint: 'repair or delete its status.json / run.json, or delete the run; a damaged run is never started or resumed' }
+    : lastError?.type === 'error'
+      ? { kind: lastError.kind, message: lastError.message, hint: lastError.hint }
+      : info.last_error
+        ? { ...info.last_error }
+        : undefined;
   return {
     key: info.key,
     experiment: info.experiment,
@@ -124,7 +131,7 @@ export function runView(info: RunInfo, config: RunConfig | undefined, extra: { e
     bestLoss: info.summary?.best_loss ?? null,
     wallSeconds: info.summary?.wall_s ?? null,
     peakMemory: info.summary?.peak_memory_bytes ?? null,
-    error: failed ? error : undefined,
+    error: failed || info.damaged ? error : undefined,
     logTail: failed ? extra.logTail : undefined,
   };
 }

@@ -54,7 +54,7 @@ test('runView shows the error, hint and log tail only for failed runs', () => {
   const info: RunInfo = {
     key: 'e/a', experiment: 'e', run: 'a', dir: '/x', label: 'A', method: 'riemannion+loi', task: 'synthetic-lowrank', state: 'failed',
     step: 7, steps: 10, pid: null, host: null, created_at: 0, started_at: 1, ended_at: 2, exit_code: 1,
-    last_error: { kind: 'crashed', message: 'boom', hint: 'resume it' }, summary: null,
+    last_error: { kind: 'crashed', message: 'boom', hint: 'resume it' }, summary: null, damaged: null,
   };
   const v = runView(info, undefined, { logTail: 'Traceback…' });
   expect(v.error).toEqual({ kind: 'crashed', message: 'boom', hint: 'resume it' });
@@ -62,6 +62,19 @@ test('runView shows the error, hint and log tail only for failed runs', () => {
   const ok = runView({ ...info, state: 'completed' }, undefined, { logTail: 'x' });
   expect(ok.error).toBeUndefined();
   expect(ok.logTail).toBeUndefined();
+});
+
+test('runView of a damaged run shows the reason as its error (and no log tail: it may never have run)', () => {
+  const reason = 'status.json: /state: "bogus" is not allowed; allowed values: "queued", "running"';
+  const info: RunInfo = {
+    key: 'e/a', experiment: 'e', run: 'a', dir: '/x', label: 'A', method: 'unknown', task: 'unknown', state: 'damaged',
+    step: 0, steps: 0, pid: null, host: null, created_at: 0, started_at: null, ended_at: null, exit_code: null,
+    last_error: null, summary: null, damaged: reason,
+  };
+  const v = runView(info, undefined, { logTail: 'x' });
+  expect(v.state).toBe('damaged');
+  expect(v.error).toEqual({ kind: 'damaged', message: reason, hint: expect.stringMatching(/repair or delete/) });
+  expect(v.logTail).toBeUndefined();
 });
 
 test('configSummary names what distinguishes runs', () => {

@@ -131,12 +131,12 @@ function renderRun(): void {
       return i < 0 ? [h('dt', {}, line), h('dd', {}, '')] : [h('dt', {}, line.slice(0, i)), h('dd', {}, line.slice(i + 1).trim())];
     }),
   );
-  const failed = r.state === 'failed' || r.state === 'diverged';
+  const failed = r.state === 'failed' || r.state === 'diverged' || r.state === 'damaged';
   errorBox.hidden = !(failed && (r.error || r.logTail));
   if (!errorBox.hidden) {
     replaceChildren(
       errorBox,
-      h('h2', {}, icon('error'), ` ${r.error ? `${r.error.kind}: ` : ''}${r.state}`),
+      h('h2', {}, icon(r.state === 'damaged' ? 'warning' : 'error'), r.state === 'damaged' ? ' damaged: this run\'s metadata cannot be trusted' : ` ${r.error ? `${r.error.kind}: ` : ''}${r.state}`),
       r.error ? h('p', { class: 'error-message' }, r.error.message) : null,
       r.error?.hint ? h('p', { class: 'hint' }, icon('lightbulb'), ` ${r.error.hint}`) : null,
       r.logTail ? h('details', { open: true }, h('summary', {}, 'worker.log (last lines)'), h('pre', { class: 'log-tail' }, r.logTail)) : null,

@@ -35,6 +35,7 @@ const STATE_ICONS: Record<string, string> = {
   stopped: 'debug-stop',
   failed: 'error',
   diverged: 'warning',
+  damaged: 'warning',
 };
 
 export function stateBadge(state: string): HTMLElement {

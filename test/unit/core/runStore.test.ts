@@ -1,6 +1,6 @@
 // The run store: layout on disk, id validation, confinement to the root, listing many runs from the
 // small files only.
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
@@ -107,6 +107,44 @@ describe('runs and experiments', () => {
     mkdirSync(s.root, { recursive: true });
     symlinkSync('/', join(s.root, 'outside'));
     expect(s.listExperiments().map((e) => e.id)).toEqual([]);
+  });
+
+  it('path() resolves symbolic links: an experiment or run folder that leads outside the root is refused', () => {
+    const t = tempDir();
+    const prev = cleanup;
+    cleanup = () => {
+      prev();
+      t.cleanup();
+    };
+    const s = store();
+    mkdirSync(s.root, { recursive: true });
+    const elsewhere = join(t.dir, 'elsewhere');
+    mkdirSync(join(elsewhere, 'r'), { recursive: true });
+    symlinkSync(elsewhere, join(s.root, 'linked'));
+    expect(() => s.path('linked')).toThrow(StoreError);
+    expect(() => s.path('linked')).toThrow(/is a symbolic link to .*elsewhere, outside the runs root/);
+    expect(() => s.path('linked', 'r')).toThrow(StoreError);
+    expect(() => s.path('linked', 'new-run')).toThrow(StoreError); // not there yet: the link alone decides
+    expect(() => s.createRun('linked', 'new-run', config)).toThrow(StoreError);
+    expect(readdirSync(elsewhere)).toEqual(['r']); // nothing was written through the link
+    expect(() => s.getRun('linked/r')).toThrow(StoreError);
+    expect(s.getExperiment('plain')).toBeUndefined();
+    // a run folder that is a link out of a real experiment folder
+    s.createRun('real', 'ok', config);
+    symlinkSync(join(elsewhere, 'r'), join(s.root, 'real', 'escape'));
+    expect(() => s.path('real', 'escape')).toThrow(/outside the runs root/);
+    expect(s.listRuns('real').map((r) => r.run)).toEqual(['ok']);
+    // a dangling link could be pointed anywhere later
+    symlinkSync(join(t.dir, 'nothing-here'), join(s.root, 'dangling'));
+    expect(() => s.path('dangling', 'r')).toThrow(/symbolic link to nothing/);
+    // a link that stays inside the root is only an alias
+    symlinkSync(join(s.root, 'real'), join(s.root, 'alias'));
+    expect(s.path('alias', 'ok')).toBe(join(s.root, 'alias', 'ok'));
+    // the root itself may be a link (a runs root on a bigger disk)
+    symlinkSync(s.root, join(t.dir, 'root-link'));
+    const viaLink = new RunStore(join(t.dir, 'root-link'));
+    expect(viaLink.getRun('real/ok')?.state).toBe('queued');
+    expect(() => viaLink.path('linked')).toThrow(StoreError);
   });
 });
 
