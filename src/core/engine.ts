@@ -5,6 +5,15 @@
 // deltas (one per run per tick), status.json changes become `run-updated`, a process that is gone without
 // reporting the end becomes `failed` with the tail of worker.log. The disk stays the source of truth:
 // a new engine (a reloaded window) calls `attach()` and picks up runs that are still going.
+//
+// One writer per run: the engine writes a run's status.json only for a worker it launched itself. When its
+// worker exits because another live worker holds the run directory (a second window started the same
+// queued run; the worker's lock refuses the second one), it writes nothing, frees its queue slot and
+// follows the other worker like an attached run.
+//
+// Read-only mode (an untrusted workspace): nothing is written to disk. Runs are still watched and a dead
+// worker is still shown as failed, but that verdict is kept in memory (and written once the engine is
+// made writable); creating, starting, resuming, deleting and killing runs are refused.
 import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -14,10 +23,10 @@ import { compareRuns, DEFAULT_BASELINE, DEFAULT_METHODS, siblingConfig, summariz
 import { EventTailer, readAllEvents, type SkippedLine, type WorkerEvent } from './events';
 import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
-import { isWorkerOf, launchWorker, signalWorker, workerAlive, type LaunchOptions, type LauncherKind } from './launcher';
+import { isWorkerOf, launchWorker, liveWorkersOf, processGroupOf, signalWorker, workerAlive, type LaunchOptions, type LauncherKind } from './launcher';
 import { RunQueue } from './queue';
 import { isTerminal, pidAlive, reconcile, TransitionError, canResume } from './runState';
-import { parseRunKey, RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey } from './runStore';
+import { parseRunKey, RunStore, runKey, type ExperimentInfo, type RunInfo, type RunKey, type RunSummary } from './runStore';
 import { RunSeries, type EvalPoint, type TrainPoint } from './series';
 
 export interface EngineOptions {
@@ -36,6 +45,19 @@ export interface EngineOptions {
   pollIntervalMs?: number;
   /** Extra environment for workers. */
   env?: Record<string, string>;
+  /**
+   * Never write to disk (an untrusted workspace): runs are watched and verdicts shown, not recorded;
+   * createRun, start, resume, deleteRun and kill throw ReadOnlyError. Stop still signals a verified worker.
+   */
+  readOnly?: boolean;
+}
+
+/** What a read-only engine refuses. */
+export class ReadOnlyError extends Error {
+  constructor(action: string) {
+    super(`${action} is not possible: the engine is read-only (an untrusted workspace: trust it to change runs)`);
+    this.name = 'ReadOnlyError';
+  }
 }
 
 /** New points of one run since the last delta. `reset`: drop what you have and ask for a snapshot. */
@@ -93,7 +115,17 @@ interface Watched {
   finished: boolean;
   /** stop() was called for the current launch. */
   stopRequested?: boolean;
+  /** Pid of another live worker of this run that this engine follows (its own launch lost the run directory). */
+  following?: number;
 }
+
+/** A verdict a read-only engine shows but does not write: the status it was drawn from, and the result. */
+interface HeldVerdict {
+  basis: string;
+  status: RunStatus;
+}
+
+const statusBasis = (s: RunStatus | undefined) => (s ? `${s.state}|${s.pid ?? ''}|${s.step ?? 0}|${s.updated_at}` : '');
 
 const NON_METRIC_KEEP = 500;
 
@@ -126,6 +158,9 @@ export class Engine extends EventEmitter<EngineEvents> {
   private timer: NodeJS.Timeout | undefined;
   private opts: EngineOptions;
   private disposed = false;
+  /** Read-only mode: verdicts (a dead worker is failed) and summaries not written to disk. */
+  private readonly held = new Map<RunKey, HeldVerdict>();
+  private readonly heldSummaries = new Map<RunKey, RunSummary>();
 
   constructor(opts: EngineOptions) {
     super();
@@ -134,10 +169,56 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.queue = new RunQueue(opts.maxConcurrent ?? 1);
   }
 
-  /** Changes launch settings for runs started from now on (python, launcher, nproc, env, maxConcurrent). */
+  /**
+   * Changes launch settings for runs started from now on (python, launcher, nproc, env, maxConcurrent),
+   * and read-only mode: leaving it writes the verdicts it held back (for runs whose status.json has not
+   * changed since).
+   */
   configure(change: Partial<Omit<EngineOptions, 'root'>>): void {
+    const wasReadOnly = !!this.opts.readOnly;
     this.opts = { ...this.opts, ...change };
     if (change.maxConcurrent !== undefined) this.queue.setMaxConcurrent(change.maxConcurrent);
+    if (wasReadOnly && !this.opts.readOnly) this.writeHeld();
+  }
+
+  get readOnly(): boolean {
+    return !!this.opts.readOnly;
+  }
+
+  private assertWritable(action: string): void {
+    if (this.opts.readOnly) throw new ReadOnlyError(action);
+  }
+
+  private writeHeld(): void {
+    for (const [key, v] of this.held) {
+      try {
+        if (statusBasis(this.store.readStatus(key)) === v.basis) this.store.writeStatus(key, v.status);
+      } catch (err) {
+        this.emit('warning', { key, message: `cannot record the run's state: ${(err as Error).message}` });
+      }
+    }
+    for (const [key, summary] of this.heldSummaries) {
+      try {
+        this.store.updateCard(key, (c) => (c.summary = summary));
+      } catch (err) {
+        this.emit('warning', { key, message: `cannot cache the run summary: ${(err as Error).message}` });
+      }
+    }
+    this.held.clear();
+    this.heldSummaries.clear();
+  }
+
+  /** A run as this engine sees it: the disk, plus verdicts and summaries a read-only engine holds back. */
+  private view(info: RunInfo): RunInfo {
+    const held = this.held.get(info.key);
+    const summary = this.heldSummaries.get(info.key);
+    let out = info;
+    if (held) {
+      if (statusBasis(this.store.readStatus(info.key)) === held.basis) out = RunStore.withStatus(out, held.status);
+      else this.held.delete(info.key); // the worker (or someone) wrote a newer status
+    }
+    if (summary && !out.summary) out = { ...out, summary };
+    return out;
   }
 
   get root(): string {
@@ -149,6 +230,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Creates a queued run (validating the config) and starts it when a slot is free. */
   createRun(config: RunConfig, opts: { experiment?: string; run?: string; label?: string; start?: boolean } = {}): RunInfo {
+    this.assertWritable('creating a run');
     const valid = checkConfig(config);
     const experiment = opts.experiment ?? this.store.createExperiment({ name: valid.name ?? valid.task.kind, kind: 'single' }).id;
     const run = opts.run ?? RunStore.newId(`${valid.method.optimizer}-${valid.method.init}`);
@@ -166,6 +248,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     base: RunConfig,
     opts: { methods?: readonly MethodPreset[]; baseline?: string; name?: string; experiment?: string; start?: boolean } = {},
   ): { experiment: ExperimentInfo; runs: RunInfo[] } {
+    this.assertWritable('creating a comparison');
     const methods = opts.methods ?? DEFAULT_METHODS;
     const configs = methods.map((m) => siblingConfig(base, m)); // validate all before creating anything
     const name = opts.name ?? `${base.name ?? base.task.kind} comparison`;
@@ -180,7 +263,9 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Queues a run that is in state `queued` (e.g. created with start: false, or found queued on disk). */
   start(key: RunKey): void {
+    this.assertWritable('starting a run');
     const info = this.mustGet(key);
+    if (info.state === 'damaged') throw new Error(`${info.label} (${key}) is damaged and is not started: ${info.damaged}`);
     if (info.state !== 'queued') throw new TransitionError(info.state, 'running');
     if (this.queue.has(key)) return;
     this.watch(key);
@@ -189,7 +274,9 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Continues a stopped or failed run from its last checkpoint (the worker's --resume). */
   resume(key: RunKey): RunInfo {
+    this.assertWritable('resuming a run');
     const info = this.mustGet(key);
+    if (info.state === 'damaged') throw new Error(`${info.label} (${key}) is damaged and is not resumed: ${info.damaged}`);
     if (!canResume(info.state)) throw new TransitionError(info.state, 'queued');
     const status = this.store.readStatus(key);
     this.store.writeStatus(key, { ...(status ?? { version: 1, updated_at: 0 }), state: 'queued', updated_at: Date.now() / 1000, ended_at: null, exit_code: null, last_error: null });
@@ -208,6 +295,7 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   stop(key: RunKey): void {
     const info = this.mustGet(key);
+    if (info.state === 'queued' && this.queue.has(key) && !this.queue.isRunning(key)) this.assertWritable('cancelling a queued run');
     if (info.state === 'queued' && this.queue.cancel(key)) {
       const status = this.store.readStatus(key);
       this.store.writeStatus(key, { ...(status ?? { version: 1, updated_at: 0 }), state: 'stopped', updated_at: Date.now() / 1000, ended_at: Date.now() / 1000 });
@@ -222,6 +310,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Kills a running worker at once (SIGKILL to its process group); the run becomes failed. A queued run is cancelled. */
   kill(key: RunKey): void {
+    this.assertWritable('killing a run');
     const info = this.mustGet(key);
     if (info.state === 'queued' && this.queue.has(key) && !this.queue.isRunning(key)) {
       this.stop(key);
@@ -252,11 +341,17 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /** Deletes an ended run (its directory and its place in the experiment); a queued or running one is refused. */
   deleteRun(key: RunKey): void {
+    this.assertWritable('deleting a run');
     const info = this.mustGet(key);
     if (info.state === 'running' || info.state === 'queued' || this.queue.has(key)) {
       throw new Error(`${info.label} (${key}) is ${info.state}: stop it before deleting it`);
     }
+    // Whatever its files say (a damaged run's status cannot be read): never under a live worker.
+    const live = liveWorkersOf(this.store.runDir(key));
+    if (live.length) throw new Error(`${info.label} (${key}) has a live worker (pid ${live.join(', ')}): stop it before deleting the run`);
     this.watched.delete(key);
+    this.held.delete(key);
+    this.heldSummaries.delete(key);
     this.store.deleteRun(key);
     this.emit('run-removed', key);
   }
@@ -279,7 +374,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   // Reading
 
   list(): RunInfo[] {
-    return this.store.listAll();
+    return this.store.listAll().map((i) => this.view(i));
   }
 
   experiments(): ExperimentInfo[] {
@@ -287,32 +382,45 @@ export class Engine extends EventEmitter<EngineEvents> {
   }
 
   runs(experiment: string): RunInfo[] {
-    return this.store.listRuns(experiment);
+    return this.store.listRuns(experiment).map((i) => this.view(i));
   }
 
   get(key: RunKey): RunInfo | undefined {
-    return this.store.getRun(key);
+    const info = this.store.getRun(key);
+    return info && this.view(info);
   }
 
-  /** Everything a view needs to draw a run from scratch; deltas follow as `metrics-appended`. */
+  /**
+   * Everything a view needs to draw a run from scratch; deltas follow as `metrics-appended`. A run whose
+   * events.jsonl cannot be read (a directory, no permission) comes back with what could be read, and
+   * `info.damaged` saying why (state `damaged` unless it is running).
+   */
   snapshot(key: RunKey): RunSnapshot {
     const info = this.mustGet(key);
     const w = this.watched.get(key);
     let series: RunSeries;
     let nonMetric: WorkerEvent[];
     let skipped: SkippedLine[];
+    let unreadable: string | undefined;
     if (w) {
-      this.pollRun(w);
+      try {
+        this.pollRun(w);
+      } catch (err) {
+        unreadable = (err as Error).message;
+      }
       ({ series, nonMetric, skipped } = w);
     } else {
-      const all = readAllEvents(this.store.eventsPath(key));
+      const all = this.readEvents(key);
+      unreadable = all.error;
       series = new RunSeries();
       series.add(all.events);
       nonMetric = all.events.filter((e) => e.type !== 'metric' && e.type !== 'eval').slice(-NON_METRIC_KEEP);
       skipped = all.skipped;
     }
+    let shown = this.get(key) ?? info;
+    if (unreadable) shown = withProblem(shown, unreadable);
     return {
-      info: this.store.getRun(key) ?? info,
+      info: shown,
       config: this.store.readConfig(key),
       train: [...series.train],
       eval: series.eval.map((e) => ({ ...e, metrics: { ...e.metrics } })),
@@ -329,11 +437,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     const compared = runs.map((r) => {
       const w = this.watched.get(r.key);
       let series = w?.series;
+      let state = this.view(r).state;
       if (!series) {
         series = new RunSeries();
-        series.add(readAllEvents(this.store.eventsPath(r.key)).events);
+        const all = this.readEvents(r.key);
+        series.add(all.events);
+        if (all.error) state = withProblem(r, all.error).state;
       }
-      return { key: r.key, label: r.label, method: r.method, state: r.state, series };
+      return { key: r.key, label: r.label, method: r.method, state, series };
     });
     const baseline = exp?.baseline ? runKey(experiment, exp.baseline) : null;
     return compareRuns(compared, baseline);
@@ -348,8 +459,12 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   attach(): RunInfo[] {
     const picked: RunInfo[] = [];
-    for (const info of this.store.listAll()) {
-      if (info.state !== 'running' || this.watched.has(info.key)) continue;
+    for (const info of this.list()) {
+      if (info.state !== 'running') continue;
+      const old = this.watched.get(info.key);
+      if (old && !old.finished) continue;
+      // Ended here, running again (resumed by another window or a terminal): follow it from the start.
+      if (old) this.watched.delete(info.key);
       this.watch(info.key);
       picked.push(info);
     }
@@ -370,9 +485,18 @@ export class Engine extends EventEmitter<EngineEvents> {
   // Internals
 
   private mustGet(key: RunKey): RunInfo {
-    const info = this.store.getRun(key);
+    const info = this.get(key);
     if (!info) throw new Error(`no run ${key} in ${this.store.root}`);
     return info;
+  }
+
+  /** All events of a run not watched; a file that cannot be read gives what there is and the reason. */
+  private readEvents(key: RunKey): ReturnType<typeof readAllEvents> & { error?: string } {
+    try {
+      return readAllEvents(this.store.eventsPath(key));
+    } catch (err) {
+      return { events: [], skipped: [], error: eventsProblem(err) };
+    }
   }
 
   private watch(key: RunKey): Watched {
@@ -407,6 +531,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     w.stopRequested = false;
     const dir = this.store.runDir(key);
     const done = new Promise<void>((resolve) => (w.release = resolve));
+    // Another window (or a terminal) already runs it: follow that worker instead of racing it (the
+    // worker's lock settles the race that this check cannot see).
+    const busy = liveWorkersOf(dir);
+    if (busy.length) {
+      this.follow(w, busy[0]!, this.store.readStatus(key)?.pid);
+      await done;
+      return;
+    }
     try {
       endWithNewline(this.store.eventsPath(key));
       const worker = await launchWorker(
@@ -450,7 +582,21 @@ export class Engine extends EventEmitter<EngineEvents> {
   private pollRun(w: Watched): void {
     if (w.finished) return;
     const exited = w.exit !== undefined;
-    const chunk = exited ? w.tailer.finish() : w.tailer.read();
+    // An unreadable events.jsonl must not keep the run's state from being settled: read the status
+    // anyway, and report the events afterwards.
+    let readError: string | undefined;
+    let chunk: ReturnType<EventTailer['read']>;
+    try {
+      chunk = exited ? w.tailer.finish() : w.tailer.read();
+    } catch (err) {
+      readError = eventsProblem(err);
+      chunk = { events: [], skipped: [] };
+    }
+    this.settle(w, exited, chunk);
+    if (readError) throw new Error(readError);
+  }
+
+  private settle(w: Watched, exited: boolean, chunk: ReturnType<EventTailer['read']>): void {
     if (chunk.skipped.length) {
       w.skipped.push(...chunk.skipped);
       if (w.skipped.length > 200) w.skipped.splice(0, w.skipped.length - 200);
@@ -465,7 +611,36 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
 
     let status = this.store.readStatus(w.key);
-    if (!status) return;
+    if (!status) {
+      // status.json is damaged (or gone). A worker of ours still running rewrites it at its next state
+      // change; otherwise the run is over for the queue: it is listed as damaged, with the reason.
+      if (w.release !== undefined && !exited) return;
+      const owner = exited && w.pgid !== undefined ? this.foreignOwner(w, null) : undefined;
+      if (owner !== undefined) this.follow(w, owner, null);
+      else {
+        const info = this.get(w.key);
+        if (info) this.emit('run-updated', info);
+        void this.finish(w.key);
+      }
+      return;
+    }
+    if (exited && w.pgid !== undefined && (status.state === 'running' || status.state === 'queued')) {
+      // Our worker is gone but the run is not over: is another live worker (not ours) writing this run?
+      const owner = this.foreignOwner(w, status.pid);
+      if (owner !== undefined) {
+        this.follow(w, owner, status.pid);
+        return;
+      }
+    }
+    if (w.following !== undefined && status.state === 'queued' && !pidAlive(w.following)) {
+      // The worker we followed is gone before it wrote a word: its own engine settles the run.
+      this.emit('warning', { key: w.key, message: `the other worker of this run (pid ${w.following}) is gone before it started; the run stays queued` });
+      void this.finish(w.key);
+      return;
+    }
+    const basis = statusBasis(status); // of the document on disk
+    const held = this.held.get(w.key);
+    if (held && basis === held.basis) status = held.status; // read-only: what we showed
     // A worker that exited before writing its own status (cannot start Python, import error) is "running"
     // from the engine's point of view: it was launched.
     if (exited && status.state === 'queued') status = { ...status, state: 'running' };
@@ -486,18 +661,74 @@ export class Engine extends EventEmitter<EngineEvents> {
         last_error: { kind: 'interrupted', message: 'stopped while the worker was starting, before its first checkpoint', hint: 'resume starts it again from the beginning' },
       };
     }
-    if (verdict.write) this.store.writeStatus(w.key, (status = verdict.write));
+    if (verdict.write) {
+      status = verdict.write;
+      // Read-only: shown (list, get, run-updated), recorded once the engine may write.
+      if (this.opts.readOnly) this.held.set(w.key, { basis, status });
+      else this.store.writeStatus(w.key, status);
+    }
     const text = `${status.state}|${status.step ?? 0}|${status.pid ?? ''}|${status.updated_at}`;
     const changed = text !== w.lastStatusText;
     w.lastStatusText = text;
     if (changed) {
-      const info = this.store.getRun(w.key);
+      const info = this.get(w.key);
       if (info) this.emit('run-updated', info);
     }
     // Over when the state is terminal and, for a worker we launched, the process has exited (so the
     // queue slot is free only when the CPU is).
     const launchedHere = w.release !== undefined;
     if (isTerminal(status.state) && (!launchedHere || exited)) void this.finish(w.key);
+  }
+
+  /**
+   * Another live worker of this run that this engine did not launch: the status' pid, or any process
+   * whose command line runs a worker of this run directory, outside the process group we launched (a
+   * torchrun rank of ours is ours). undefined when there is none.
+   */
+  private foreignOwner(w: Watched, statusPid: number | null | undefined): number | undefined {
+    const dir = this.store.runDir(w.key);
+    const ours = (pid: number) => pid === w.pgid || processGroupOf(pid) === w.pgid;
+    if (statusPid && statusPid !== w.pgid && isWorkerOf(statusPid, dir) && !ours(statusPid)) return statusPid;
+    return liveWorkersOf(dir).find((pid) => !ours(pid));
+  }
+
+  /**
+   * Our launch lost the run directory to another live worker: write nothing, free the queue slot and
+   * follow the other worker as an attached run (its own engine, or its end, settles the run).
+   */
+  private follow(w: Watched, owner: number, statusPid: number | null | undefined): void {
+    const launched = w.pgid;
+    const code = w.exit?.exitCode;
+    w.pgid = undefined;
+    w.exit = undefined;
+    w.following = owner;
+    w.verifiedPid = statusPid === owner ? owner : undefined;
+    w.lastStatusText = undefined;
+    if (!this.opts.readOnly && launched !== undefined) {
+      try {
+        // run.json named our (dead) process group: name the owner's instead, or none.
+        this.store.updateCard(w.key, (c) => {
+          if (c.pgid !== launched) return;
+          const group = processGroupOf(owner);
+          if (group && group > 1) c.pgid = group;
+          else delete c.pgid;
+        });
+      } catch {
+        /* the card is only an index */
+      }
+    }
+    this.emit('warning', {
+      key: w.key,
+      message:
+        launched === undefined
+          ? `another worker (pid ${owner}) already runs this run (started by another window or a terminal): not launched again; following it`
+          : `another worker (pid ${owner}) already runs this run (started by another window or a terminal): this engine's worker exited${code === null || code === undefined ? '' : ` with code ${code}`} without touching it; following the other one`,
+    });
+    const release = w.release;
+    w.release = undefined;
+    release?.();
+    const info = this.get(w.key);
+    if (info) this.emit('run-updated', info);
   }
 
   /**
@@ -518,7 +749,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     w.finished = true;
     try {
       const summary = summarizeRun(w.series);
-      this.store.updateCard(key, (c) => (c.summary = summary));
+      if (this.opts.readOnly) this.heldSummaries.set(key, summary);
+      else this.store.updateCard(key, (c) => (c.summary = summary));
     } catch (err) {
       // e.g. the run folder was deleted under us: the run still ends and frees its slot
       this.emit('warning', { key, message: `cannot cache the run summary: ${(err as Error).message}` });
@@ -528,7 +760,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     release?.();
     // Waiters hear of the end once the queue slot is free, so they may resume the run at once.
     await this.queue.whenFreed(key);
-    const info = this.store.getRun(key);
+    const info = this.get(key);
     if (info) this.emit('run-finished', info);
     const waiters = w.waiters;
     w.waiters = [];
@@ -539,6 +771,18 @@ export class Engine extends EventEmitter<EngineEvents> {
     };
     for (const resolve of waiters) resolve(info ?? gone);
   }
+}
+
+/** The reason events.jsonl cannot be read, e.g. "events.jsonl cannot be read (EISDIR: …)". */
+function eventsProblem(err: unknown): string {
+  return `events.jsonl cannot be read (${(err as Error).message})`;
+}
+
+/** A run shown with a problem found while reading it (its events): damaged unless a worker is still on it. */
+function withProblem(info: RunInfo, problem: string): RunInfo {
+  const damaged = info.damaged ? `${info.damaged}; ${problem}` : problem;
+  if (info.state === 'running') return { ...info, damaged };
+  return { ...info, state: 'damaged', damaged, last_error: { kind: 'damaged', message: damaged, hint: 'repair or delete the file (or delete the run)' } };
 }
 
 export type { RunInfo, RunKey, ExperimentInfo } from './runStore';

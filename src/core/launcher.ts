@@ -12,7 +12,7 @@
 // stderr is appended to <run-dir>/worker.log.
 import { execa, type Options, type ResultPromise } from 'execa';
 import { spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, writeSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { pidAlive } from './runState';
 
@@ -168,6 +168,49 @@ export function workerAlive(pid: number, runDir: string): boolean {
   if (!pidAlive(pid) || pid <= 1) return false;
   const cmd = processCommandLine(pid);
   return cmd ? runsWorkerOf(cmd, runDir) : true;
+}
+
+/** The process group of a live process (/proc/<pid>/stat, else `ps`), or null when it cannot be read. */
+export function processGroupOf(pid: number): number | null {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+    return Number.isSafeInteger(pgrp) && pgrp > 0 ? pgrp : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || process.platform === 'linux') return null;
+  }
+  const r = spawnSync('ps', ['-o', 'pgid=', '-p', String(pid)], { encoding: 'utf8' });
+  const pgid = r.status === 0 ? Number(r.stdout.trim()) : NaN;
+  return Number.isSafeInteger(pgid) && pgid > 0 ? pgid : null;
+}
+
+/**
+ * The live processes that are riemannlora workers of `runDir` (or torchrun launching one), by their
+ * command lines: /proc where there is one, else `ps`. Processes of other users whose command line
+ * cannot be read are not seen.
+ */
+export function liveWorkersOf(runDir: string): number[] {
+  let pids: number[];
+  if (process.platform === 'linux') {
+    try {
+      pids = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number);
+    } catch {
+      return [];
+    }
+    return pids.filter((pid) => pid > 1 && pid !== process.pid && isWorkerOf(pid, runDir));
+  }
+  const r = spawnSync('ps', ['-A', '-ww', '-o', 'pid=,args='], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) return [];
+  const out: number[] = [];
+  for (const line of r.stdout.split('\n')) {
+    const m = /^\s*(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid > 1 && pid !== process.pid && runsWorkerOf({ argv: m[2]!.split(/\s+/) }, runDir)) out.push(pid);
+  }
+  return out;
 }
 
 /**

@@ -1,6 +1,7 @@
 // The engine with the REAL worker on the synthetic-lowrank task: stop mid-way (SIGINT to the process
 // group → checkpoint → `finished: stopped`), resume to completion, and SIGKILL another run (failed with
-// the tail of worker.log, every event flushed before the kill parsed).
+// the tail of worker.log, every event flushed before the kill parsed). Two engines (two windows) starting
+// the same queued run: it is trained once and neither engine writes `failed` over it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,4 +110,29 @@ describe('engine + real worker (synthetic-lowrank)', () => {
     expect(fresh.snapshot(stopped.key).train.map((p) => p.step)).toEqual(snap.train.map((p) => p.step));
     fresh.dispose();
   }, 240_000);
+
+  it('two windows start the same queued run: one worker trains it once, the other engine writes nothing and follows it', async () => {
+    const shared = mkdtempSync(join(tmpdir(), 'rlora-two-windows-'));
+    const opts = { root: shared, python: workerPython(), nativeWorkerDir: NATIVE_WORKER, env: WORKER_ENV, pollIntervalMs: 50 };
+    const a = new Engine(opts);
+    const b = new Engine(opts);
+    try {
+      const info = a.createRun({ ...base, train: { ...base.train, steps: 120 } }, { experiment: 'shared', run: 'r', start: false });
+      const seen: string[] = [];
+      for (const e of [a, b]) e.on('run-updated', (i) => seen.push(i.state));
+      a.start(info.key); // both windows auto-start the queued run at the same moment
+      b.start(info.key);
+      const [da, db] = await Promise.all([a.wait(info.key), b.wait(info.key)]);
+      expect([da.state, db.state]).toEqual(['completed', 'completed']);
+      expect(seen).not.toContain('failed');
+      const all = readAllEvents(a.store.eventsPath(info.key));
+      expect(all.events.filter((e) => e.type === 'started')).toHaveLength(1); // trained once
+      expect(trainSteps(all.events)).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+      expect(all.skipped).toEqual([]);
+    } finally {
+      a.dispose();
+      b.dispose();
+      rmSync(shared, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

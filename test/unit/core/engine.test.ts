@@ -1,11 +1,11 @@
 // The engine's supervision logic against a fast stand-in worker (fake-worker.mjs, same file contract):
 // events become deltas, a worker that dies without `finished` is failed with its log tail, the queue
 // limit holds, queued runs can be cancelled, and a new engine re-attaches to what is on disk.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
-import { Engine, type MetricsDelta } from '../../../src/core/engine';
+import { Engine, ReadOnlyError, type MetricsDelta } from '../../../src/core/engine';
 import type { RunInfo } from '../../../src/core/runStore';
 import { tempDir } from './helpers';
 
@@ -216,8 +216,231 @@ describe('Engine (stand-in worker)', () => {
     const events = join(info.dir, 'events.jsonl');
     rmSync(events);
     mkdirSync(events); // reads fail with EISDIR, as they would with EACCES for a user without root
-    expect(() => later.snapshot(info.key)).toThrow(/EISDIR/);
+    // Not an exception out of snapshot() or comparison(): the run says why it shows nothing.
+    const snap = later.snapshot(info.key);
+    expect(snap.train).toEqual([]);
+    expect(snap.info.state).toBe('damaged');
+    expect(snap.info.damaged).toMatch(/^events\.jsonl cannot be read \(EISDIR/);
+    const sibling = e.createRun(config, { experiment: info.experiment });
+    await e.wait(sibling.key);
+    const table = later.comparison(info.experiment);
+    expect(table.rows.map((r) => [r.key, r.state, r.summary.steps])).toEqual([
+      [info.key, 'damaged', 0],
+      [sibling.key, 'completed', 3],
+    ]);
     rmSync(events, { recursive: true });
     expect(later.snapshot(info.key).train).toEqual([]); // absent (a queued run's case) is just empty
+    expect(later.snapshot(info.key).info.state).toBe('completed');
+  });
+
+  it('a watched run whose events.jsonl becomes unreadable is still settled when its worker dies; the failure is reported once', async () => {
+    const { e } = engine({ FAKE_MODE: 'hold' });
+    const info = e.createRun(config);
+    await until(() => e.store.readStatus(info.key)?.state === 'running');
+    const events = join(info.dir, 'events.jsonl');
+    rmSync(events);
+    mkdirSync(events);
+    const warnings: string[] = [];
+    e.on('warning', (w) => warnings.push(w.message));
+    await new Promise((r) => setTimeout(r, 150)); // several polls
+    expect(e.snapshot(info.key).info.damaged).toMatch(/events\.jsonl cannot be read \(EISDIR/);
+    process.kill(e.store.readStatus(info.key)!.pid!, 'SIGKILL');
+    const done = await e.wait(info.key);
+    expect(done.state).toBe('failed');
+    expect(e.store.readStatus(info.key)?.state).toBe('failed'); // settled on disk, not left running
+    expect(warnings.filter((w) => /EISDIR/.test(w))).toHaveLength(1);
+  });
+
+  it('a damaged run never enters the queue: start and resume refuse it with the reason; it can be deleted', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '3' });
+    const info = e.createRun(config, { start: false });
+    writeFileSync(join(info.dir, 'status.json'), '{"version": 1, "state": "queued", "updated_at": 1, "pid": "x"}');
+    const damaged = e.get(info.key)!;
+    expect(damaged.state).toBe('damaged');
+    expect(() => e.start(info.key)).toThrow(/is damaged and is not started: status\.json: \/pid: "x" must be integer,null/);
+    expect(() => e.resume(info.key)).toThrow(/is damaged and is not resumed/);
+    expect(await e.wait(info.key)).toMatchObject({ state: 'damaged' }); // terminal: nothing to wait for
+    const other = e.createRun(config, { experiment: info.experiment });
+    expect((await e.wait(other.key)).state).toBe('completed'); // the queue is not blocked
+    e.deleteRun(info.key);
+    expect(e.get(info.key)).toBeUndefined();
+  });
+
+  it('a run launched here whose status.json gets damaged while it runs frees its slot once the worker exits', async () => {
+    const { e } = engine({ FAKE_MODE: 'hold' });
+    const info = e.createRun(config);
+    await until(() => e.store.readStatus(info.key)?.state === 'running');
+    const pid = e.store.readStatus(info.key)!.pid!;
+    writeFileSync(join(info.dir, 'status.json'), 'garbage');
+    process.kill(pid, 'SIGKILL');
+    const done = await e.wait(info.key);
+    expect(done.state).toBe('damaged');
+    await e.idle();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// One writer per run (issue 14 item 3): two windows start the same queued run; the worker's lock lets
+// one of them run it, the other worker exits 2 without writing. The losing engine must not write
+// `failed` over the live run: it frees its slot and follows the winner.
+
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A worker of `dir` that this engine did not launch: another window's, in its own process group. */
+async function otherWindowsWorker(dir: string, env: Record<string, string>) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [FAKE, '-m', 'riemannlora.worker', 'run', '--config', join(dir, 'config.json'), '--run-dir', dir], {
+    env: { ...process.env, FAKE_MODE: 'hold', ...env },
+    detached: true,
+    stdio: 'ignore',
+  });
+  cleanups.push(() => {
+    try {
+      process.kill(child.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  });
+  return child;
+}
+
+describe('one writer per run', () => {
+  it('losing the run directory (exit 2) while status.json names the live winner: no write, slot freed, the winner is followed', async () => {
+    const { e } = engine({ FAKE_MODE: 'busy', FAKE_BUSY_AFTER_RUNNING: '1' }, { maxConcurrent: 1 });
+    const info = e.createRun(config, { start: false });
+    const states: string[] = [];
+    const warnings: string[] = [];
+    e.on('run-updated', (i) => states.push(i.state));
+    e.on('warning', (w) => warnings.push(w.message));
+    e.start(info.key); // our worker waits until the winner runs, then exits 2
+    const winner = await otherWindowsWorker(info.dir, {});
+    await e.idle(); // the slot is free although the run goes on
+    const status = e.store.readStatus(info.key)!;
+    expect(status).toMatchObject({ state: 'running', pid: winner.pid });
+    expect(warnings).toEqual([expect.stringMatching(new RegExp(`another worker \\(pid ${winner.pid}\\) already runs this run .*exited with code 2 without touching it`))]);
+    await new Promise((r) => setTimeout(r, 150)); // more polls: still nothing written
+    expect(e.store.readStatus(info.key)).toEqual(status);
+    expect(e.get(info.key)?.state).toBe('running');
+    expect(e.store.readCard(info.key)?.pgid).toBe(winner.pid); // not our dead group any more
+    // Followed like an attached run: Stop reaches the verified winner, its end ends the run here.
+    e.stop(info.key);
+    const done = await e.wait(info.key);
+    expect(done.state).toBe('stopped');
+    expect(states).not.toContain('failed');
+  });
+
+  it('losing it before the winner wrote its status (status.json still queued): still no failed, the winner is followed', async () => {
+    const { e } = engine({ FAKE_MODE: 'busy' });
+    const info = e.createRun(config, { start: false });
+    const states: string[] = [];
+    e.on('run-updated', (i) => states.push(i.state));
+    e.start(info.key); // launched: our worker exits 2 at once
+    const winner = await otherWindowsWorker(info.dir, { FAKE_START_DELAY_MS: '700' }); // alive, status not written yet
+    await e.idle();
+    expect(e.store.readStatus(info.key)?.state).toBe('queued');
+    await until(() => e.get(info.key)?.state === 'running');
+    expect(e.store.readStatus(info.key)?.pid).toBe(winner.pid);
+    e.stop(info.key);
+    expect((await e.wait(info.key)).state).toBe('stopped');
+    expect(states).not.toContain('failed');
+    expect(readFileSync(join(info.dir, 'worker.log'), 'utf8')).toContain('held by another live worker');
+  });
+
+  it('a run already held by a live worker of another window is not launched again, only followed', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete' });
+    const info = e.createRun(config, { start: false });
+    const winner = await otherWindowsWorker(info.dir, { FAKE_START_DELAY_MS: '400' });
+    await until(() => {
+      try {
+        return readFileSync(`/proc/${winner.pid}/cmdline`, 'utf8').includes('riemannlora.worker');
+      } catch {
+        return true; // no /proc: ps is used, nothing to wait for
+      }
+    });
+    e.start(info.key);
+    await e.idle();
+    expect(existsSync(join(info.dir, 'worker.log'))).toBe(false); // nothing launched, nothing logged
+    await until(() => e.get(info.key)?.state === 'running');
+    e.stop(info.key);
+    expect((await e.wait(info.key)).state).toBe('stopped');
+  });
+
+  it('our own worker that dies is still failed (the check looks for other workers, not for ours)', async () => {
+    const { e } = engine({ FAKE_MODE: 'crash', FAKE_STEPS: '3' });
+    const done = await e.wait(e.createRun(config).key);
+    expect(done.state).toBe('failed');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Restricted Mode (issue 14, LOW): the engine of an untrusted workspace never writes to disk.
+
+describe('read-only engine', () => {
+  it('shows a dead worker as failed without writing, refuses every change, and records the verdict once writable', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete' });
+    const info = e.createRun(config, { start: false });
+    const { hostname } = await import('node:os');
+    e.store.writeStatus(info.key, { version: 1, state: 'running', pid: 2 ** 30, host: hostname(), started_at: 1, updated_at: 2, step: 3 });
+    e.dispose();
+    const files = ['status.json', 'run.json', 'config.json', 'events.jsonl', 'worker.log'];
+    const before = files.map((f) => (existsSync(join(info.dir, f)) ? readFileSync(join(info.dir, f), 'utf8') : null));
+    const { e: ro } = engine({}, { root: e.root });
+    ro.configure({ readOnly: true });
+    expect(ro.attach().map((r) => r.key)).toEqual([info.key]);
+    const done = await ro.wait(info.key);
+    expect(done.state).toBe('failed');
+    expect(done.last_error?.message).toMatch(/process is gone/);
+    expect(ro.list().map((r) => r.state)).toEqual(['failed']);
+    expect(ro.get(info.key)?.summary?.steps).toBe(0);
+    expect(files.map((f) => (existsSync(join(info.dir, f)) ? readFileSync(join(info.dir, f), 'utf8') : null))).toEqual(before);
+    expect(readdirSync(info.dir).sort()).toEqual(['config.json', 'run.json', 'status.json']);
+    for (const change of [
+      () => ro.createRun(config),
+      () => ro.createComparison(config),
+      () => ro.start(info.key),
+      () => ro.resume(info.key),
+      () => ro.deleteRun(info.key),
+      () => ro.kill(info.key),
+    ]) {
+      expect(change).toThrow(ReadOnlyError);
+    }
+    expect(() => ro.resume(info.key)).toThrow(/read-only/);
+    expect(ro.store.listAll()).toHaveLength(1); // nothing created
+    ro.configure({ readOnly: false });
+    expect(ro.store.readStatus(info.key)).toMatchObject({ state: 'failed', last_error: { kind: 'crashed' } });
+    expect(ro.store.readCard(info.key)?.summary?.steps).toBe(0);
+  });
+
+  it('a verdict held back is dropped when the worker writes a newer status meanwhile', async () => {
+    const { e } = engine({});
+    const info = e.createRun(config, { start: false });
+    const { hostname } = await import('node:os');
+    e.store.writeStatus(info.key, { version: 1, state: 'running', pid: 2 ** 30, host: hostname(), started_at: 1, updated_at: 2, step: 3 });
+    const { e: ro } = engine({}, { root: e.root });
+    ro.configure({ readOnly: true });
+    ro.attach();
+    expect((await ro.wait(info.key)).state).toBe('failed');
+    e.store.writeStatus(info.key, { version: 1, state: 'completed', pid: null, host: hostname(), started_at: 1, updated_at: 9, step: 20, exit_code: 0 });
+    expect(ro.get(info.key)?.state).toBe('completed');
+    ro.configure({ readOnly: false });
+    expect(ro.store.readStatus(info.key)?.state).toBe('completed');
+  });
+
+  it('Stop still reaches a verified worker in read-only mode', async () => {
+    const { e } = engine({ FAKE_MODE: 'hold' });
+    const info = e.createRun(config);
+    await until(() => e.store.readStatus(info.key)?.state === 'running');
+    e.dispose();
+    const { e: ro } = engine({}, { root: e.root });
+    ro.configure({ readOnly: true });
+    ro.attach();
+    ro.stop(info.key);
+    expect((await ro.wait(info.key)).state).toBe('stopped');
   });
 });

@@ -2,8 +2,11 @@
 // A stand-in for `python -m riemannlora.worker run ...` in the engine's unit tests (the real worker is
 // exercised by test/integration/): it follows the same contract (status.json, events.jsonl, stderr) in a
 // few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit | slow-start | hold (runs until
-// SIGINT, then reports stopped). FAKE_STEPS: metric count, FAKE_STEP_MS: sleep per step.
-import { appendFileSync, renameSync, writeFileSync } from 'node:fs';
+// SIGINT, then reports stopped) | busy (the run directory is held by another worker: exits 2 and writes
+// nothing, like the real worker's lock; with FAKE_BUSY_AFTER_RUNNING=1 it first waits until status.json
+// names another pid as running). FAKE_STEPS: metric count, FAKE_STEP_MS: sleep per step,
+// FAKE_START_DELAY_MS: sleep before anything is written (a worker still importing).
+import { appendFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,6 +21,23 @@ const status = (doc) => {
 };
 const emit = (e) => appendFileSync(join(runDir, 'events.jsonl'), `${JSON.stringify({ version: 1, time: now(), ...e })}\n`);
 
+if (mode === 'busy') {
+  if (process.env.FAKE_BUSY_AFTER_RUNNING) {
+    for (let i = 0; i < 500; i++) {
+      let st;
+      try {
+        st = JSON.parse(readFileSync(join(runDir, 'status.json'), 'utf8'));
+      } catch {
+        st = undefined;
+      }
+      if (st?.state === 'running' && st.pid !== process.pid) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  process.stderr.write(`fake worker: ${runDir} is held by another live worker; nothing written\n`);
+  process.exit(2);
+}
+if (process.env.FAKE_START_DELAY_MS) await new Promise((r) => setTimeout(r, Number(process.env.FAKE_START_DELAY_MS)));
 if (process.env.FAKE_LOG) appendFileSync(process.env.FAKE_LOG, `start ${runDir} ${Date.now()}\n`);
 if (mode === 'slow-start') await new Promise((r) => setTimeout(r, 30_000)); // SIGINT ends it (default action)
 if (mode === 'silent-exit') {
