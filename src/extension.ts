@@ -5,6 +5,8 @@
 // still running (`attach()`), runs that this machine queued are started again (their window went away
 // before they started; src/core/queuedHere.ts), and restored panels ask for a fresh snapshot. Queued runs
 // that this machine did not queue (a folder that came with a repository) are never started by themselves.
+// In Restricted Mode the engine is read-only (it writes no run file) until the workspace is trusted. A run
+// folder that cannot be read (damaged metadata) never stops activation: it is listed as damaged.
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { Engine } from './core/engine';
@@ -43,7 +45,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
   const nativeWorkerDir = vscode.Uri.joinPath(context.extensionUri, 'native-worker').fsPath;
   const root = runsRoot();
   if (root) {
-    engine = new Engine({ root, python: 'python3', nativeWorkerDir, ...launchSettings() });
+    engine = new Engine({ root, python: 'python3', nativeWorkerDir, ...launchSettings(), readOnly: !isTrusted() });
     log.info(`runs root ${root}; worker package from ${nativeWorkerDir}`);
   }
   const getEngine = () => engine;
@@ -113,7 +115,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
       refresh();
     });
     // Runs that a previous window (or the CLI) left running: follow them.
-    const picked = e.attach();
+    const attach = () => {
+      try {
+        return e.attach();
+      } catch (err) {
+        log.error(`cannot re-attach to running runs under ${e.root}: ${(err as Error).stack ?? err}`);
+        return [];
+      }
+    };
+    const picked = attach();
     if (picked.length) log.info(`re-attached to ${picked.length} running run(s): ${picked.map((r) => r.key).join(', ')}`);
     // Runs that this machine queued and whose window went away before they started: start them here
     // (trusted workspaces only). Other queued runs wait for the user.
@@ -124,7 +134,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
     });
     e.on('run-finished', (info) => memory.forget(info.key));
     e.on('run-removed', (key) => memory.forget(key));
-    const { ours, foreign } = memory.split(e.list().filter((r) => r.state === 'queued'));
+    let queued: RunInfo[] = [];
+    try {
+      queued = e.list().filter((r) => r.state === 'queued'); // never a damaged run
+    } catch (err) {
+      log.error(`cannot list the runs under ${e.root}: ${(err as Error).stack ?? err}`);
+    }
+    const { ours, foreign } = memory.split(queued);
     const startAll = (runs: RunInfo[], why: string) => {
       void services.prepareLaunch().then((ok) => {
         if (!ok) return;
@@ -155,7 +171,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
     const pattern = new vscode.RelativePattern(vscode.Uri.file(e.root), '*/*/status.json');
     const watcher = vscode.workspace.createFileSystemWatcher(pattern);
     const external = () => {
-      e.attach();
+      attach();
       tree.refresh();
     };
     watcher.onDidCreate(external);
@@ -181,7 +197,15 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
         });
       }
     }),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => tree.refresh()),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      // Trusted now: the engine may write (and records the verdicts it only showed so far).
+      try {
+        engine?.configure({ readOnly: false });
+      } catch (err) {
+        log.error(`cannot leave read-only mode: ${(err as Error).stack ?? err}`);
+      }
+      tree.refresh();
+    }),
   );
 
   // Status bar: how many runs are going.
@@ -189,7 +213,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
   status.name = 'RiemannLoRA runs';
   status.command = 'workbench.view.extension.riemannlora';
   const updateStatus = () => {
-    const runs = engine?.list() ?? [];
+    let runs: RunInfo[] = [];
+    try {
+      runs = engine?.list() ?? [];
+    } catch (err) {
+      log.warn(`cannot list runs for the status bar: ${(err as Error).message}`);
+    }
     const running = runs.filter((r) => r.state === 'running').length;
     const queued = runs.filter((r) => r.state === 'queued').length;
     if (!running && !queued) {

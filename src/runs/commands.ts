@@ -1,12 +1,13 @@
 // The palette and context-menu commands that act on runs: start, stop, resume, delete, compare with the
 // LoRA baselines, the demo comparison, open chart / comparison, export the adapter, show the log; plus the
 // one notification per finished or failed run.
-import { cpSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import { ConfigError } from '../core/config';
 import { DEMO_TASKS, type DemoTask, demoConfig } from '../core/demo';
 import type { Engine } from '../core/engine';
+import { destinationState, ExportError, exportAdapter as copyAdapter, freeDestination } from '../core/exportAdapter';
 import type { RunInfo, RunKey } from '../core/runStore';
 import { isTerminal } from '../core/runState';
 import { chooseConfigFile, readConfigFile } from '../configure/flows';
@@ -168,7 +169,8 @@ async function stopRun(s: RunServices, arg: Arg): Promise<void> {
     void vscode.window.showInformationMessage(`RiemannLoRA: ${run.label} is ${run.state}, not running.`);
     return;
   }
-  // Stopping only signals a process this machine already runs: allowed in Restricted Mode too.
+  // Stopping only signals a worker that runs on this machine, verified by its command line, and writes
+  // no file (the worker records its own end): allowed in Restricted Mode too.
   s.engine()!.stop(run.key);
   s.log.info(`stop requested for ${run.key}`);
 }
@@ -188,6 +190,7 @@ async function resumeRun(s: RunServices, arg: Arg): Promise<void> {
 }
 
 async function deleteRun(s: RunServices, arg: Arg): Promise<void> {
+  if (!requireTrust('Deleting a run', 'write')) return;
   const run = await chooseRun(s, arg, 'Delete Run', (r) => r.state !== 'running');
   if (!run) return;
   const engine = s.engine()!;
@@ -209,6 +212,7 @@ async function deleteRun(s: RunServices, arg: Arg): Promise<void> {
 }
 
 async function exportAdapter(s: RunServices, arg: Arg): Promise<void> {
+  if (!requireTrust('Exporting an adapter', 'write')) return;
   const run = await chooseRun(s, arg, 'Export Adapter (PEFT)', (r) => existsSync(join(r.dir, 'adapter')));
   if (!run) return;
   const src = join(run.dir, 'adapter');
@@ -220,8 +224,27 @@ async function exportAdapter(s: RunServices, arg: Arg): Promise<void> {
   }
   const target = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Export adapter here', title: 'Folder for the PEFT adapter' });
   if (!target?.[0]) return;
-  const dest = join(target[0].fsPath, `${run.run}-adapter`);
-  cpSync(src, dest, { recursive: true });
+  // Never into a folder that holds something: offer the next free name instead.
+  let dest = join(target[0].fsPath, `${run.run}-adapter`);
+  const state = destinationState(dest);
+  if (state === 'not-empty' || state === 'not-a-folder') {
+    const free = freeDestination(target[0].fsPath, `${run.run}-adapter`);
+    const choice = await vscode.window.showWarningMessage(
+      `${dest} already exists${state === 'not-empty' ? ' and is not empty' : ''}. It is not overwritten.`,
+      { modal: true },
+      `Export to "${basename(free)}"`,
+    );
+    if (!choice) return;
+    dest = free;
+  }
+  try {
+    copyAdapter(run.dir, dest);
+  } catch (err) {
+    if (!(err instanceof ExportError)) throw err;
+    void vscode.window.showErrorMessage(`RiemannLoRA: the adapter of ${run.label} was not exported: ${err.message}`);
+    return;
+  }
+  s.log.info(`exported the adapter of ${run.key} to ${dest}`);
   const open = await vscode.window.showInformationMessage(
     `RiemannLoRA: adapter of ${run.label} exported to ${dest} (PEFT format: PeftModel.from_pretrained(base, "${dest}")).`,
     'Reveal',
