@@ -175,14 +175,25 @@ export function reviveChunk(c: SeriesChunk): SeriesChunk {
   return { ...c, step: col(c.step), time: col(c.time), value: col(c.value) };
 }
 
-/** CSV of full-resolution points: one row per (run, metric, point). */
+/**
+ * A text cell of a CSV file. A spreadsheet takes a cell that starts with = + - @ (or a tab or carriage
+ * return before one) for a formula: such text is neutralised with a leading single quote (the OWASP
+ * rule), then quoted when it holds a comma, quote or line break. Numbers are never passed here, so
+ * -0.5 stays a number.
+ */
+export function csvText(s: string): string {
+  const safe = /^[=+\-@\t\r]/.test(s) ? `'${s}` : s;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+/** CSV of full-resolution points: one row per (run, metric, point). Text cells go through csvText. */
 export function toCsv(rows: { run: string; label: string; metric: MetricKey; step: ArrayLike<number>; time: ArrayLike<number>; value: ArrayLike<number> }[]): string {
-  const esc = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
   const out = ['run,label,metric,step,wall_time,value'];
   for (const r of rows) {
+    const text = `${csvText(r.run)},${csvText(r.label)},${csvText(r.metric)}`;
     for (let i = 0; i < r.step.length; i++) {
       const v = r.value[i]!;
-      out.push(`${esc(r.run)},${esc(r.label)},${r.metric},${r.step[i]},${r.time[i]},${Number.isFinite(v) ? v : ''}`);
+      out.push(`${text},${r.step[i]},${r.time[i]},${Number.isFinite(v) ? v : ''}`);
     }
   }
   return `${out.join('\n')}\n`;

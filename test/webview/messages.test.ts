@@ -1,6 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, test } from 'vitest';
-import { chunk, isMetricKey, metricLabel, parseWebviewMessage, reviveChunk, toCsv } from '../../src/shared/messages';
+import { chunk, csvText, isMetricKey, metricLabel, parseWebviewMessage, reviveChunk, toCsv } from '../../src/shared/messages';
 import { SeriesStore } from '../../webview/shared/chartModel';
 
 describe('webview → host messages are validated by the host', () => {
@@ -68,6 +68,25 @@ test('CSV export keeps every point of every run, escapes labels, NaN as empty', 
   expect(lines.length).toBe(1 + n + 2);
   expect(lines[n + 1]).toBe('e/b,"LoRA, ""AdamW""",loss,1,1,');
   expect(lines[n]).toBe(`e/a,RiemannLoRA,loss,${n},${n},${1 / n}`);
+});
+
+test('CSV neutralises text cells a spreadsheet would run as formulas; numbers (also negative) stay numbers', () => {
+  const csv = toCsv([
+    { run: 'e/a', label: '=HYPERLINK("http://x","click")', metric: 'eval:+cmd', step: [1], time: [2], value: [-0.5] },
+    { run: 'e/b', label: '@SUM(A1)', metric: 'loss', step: [1], time: [2], value: [-1e-7] },
+    { run: 'e/c', label: '-2+3', metric: 'loss', step: [1], time: [2], value: [0] },
+    { run: 'e/d', label: '\t=1', metric: 'loss', step: [1], time: [2], value: [1] },
+    { run: 'e/e', label: '\r=1', metric: 'loss', step: [1], time: [2], value: [1] },
+    { run: 'e/f', label: 'plain - label = fine', metric: 'loss', step: [1], time: [2], value: [1] },
+  ]);
+  const lines = csv.split('\n');
+  expect(lines[1]).toBe(`e/a,"'=HYPERLINK(""http://x"",""click"")",eval:+cmd,1,2,-0.5`);
+  expect(lines[2]).toBe("e/b,'@SUM(A1),loss,1,2,-1e-7");
+  expect(lines[3]).toBe("e/c,'-2+3,loss,1,2,0");
+  expect(lines[4]).toBe("e/d,'\t=1,loss,1,2,1");
+  expect(lines[5]).toBe(`e/e,"'\r=1",loss,1,2,1`);
+  expect(lines[6]).toBe('e/f,plain - label = fine,loss,1,2,1');
+  expect(csvText('-0.5')).toBe("'-0.5"); // text that looks like a number is still text
 });
 
 test('metric keys and labels', () => {
