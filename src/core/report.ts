@@ -1,6 +1,11 @@
 // A self-contained HTML report of a comparison: chart.js inlined (no network, no other file), overlaid
 // train-loss curves (smoothed, the raw series faded behind), eval curves, and the summary table.
 // Opens from disk in any browser, can be mailed or archived with the runs.
+//
+// Content Security Policy: nothing from the network, and only the exact inline <script> and <style>
+// blocks written here may run or apply, named by their SHA-256 hashes (no 'unsafe-inline'): markup that
+// found its way into the page (a run label, say) could not run code even if escaping failed.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -68,44 +73,12 @@ const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', 
 /** JSON safe inside <script>: no "</script", no "<!--". */
 const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
 
+/** A CSP source for an inline block: 'sha256-<base64>' of its exact text. */
+export const cspHash = (text: string): string => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+
 const PALETTE = ['#d62728', '#1f77b4', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
 
-export function renderReport(input: ReportInput): string {
-  const chartJs = readFileSync(input.chartJsPath ?? findChartJs(), 'utf8').replace(/<\/script/gi, '<\\/script');
-  const cols = tableColumns(input.comparison);
-  const evalNames = [...new Set(input.runs.flatMap((r) => r.eval.flatMap((e) => Object.keys(e.metrics))))].sort((a, b) =>
-    a === 'loss' ? -1 : b === 'loss' ? 1 : a.localeCompare(b),
-  );
-  const data = {
-    target: input.comparison.target_loss,
-    evalNames,
-    runs: input.runs.map((r, i) => ({
-      label: r.label,
-      color: PALETTE[i % PALETTE.length],
-      raw: decimate(r.train, (p) => p.loss).map((p) => [p.step, p.loss]),
-      smooth: decimate(
-        smooth(r.train, smoothingWindow(r.train.length)).map((p) => ({ step: p.step, loss: p.loss })),
-        (p) => p.loss,
-      ).map((p) => [p.step, p.loss]),
-      eval: Object.fromEntries(evalNames.map((n) => [n, r.eval.filter((e) => typeof e.metrics[n] === 'number').map((e) => [e.step, e.metrics[n]])])),
-    })),
-  };
-  const facts = Object.entries(input.facts ?? {})
-    .map(([k, v]) => `<div><dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd></div>`)
-    .join('');
-  const head = cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('');
-  const body = input.comparison.rows
-    .map((row, i) => `<tr${row.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
-    .join('\n');
-  const when = (input.generatedAt ?? new Date()).toISOString();
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(input.title)}</title>
-<style>
+const STYLE = `
   body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; padding: 0 16px; color: #222; background: #fff; }
   h1 { font-size: 22px; margin: 0 0 4px; }
   .sub { color: #666; margin: 0 0 16px; }
@@ -120,27 +93,10 @@ export function renderReport(input: ReportInput): string {
   .controls { display: flex; gap: 16px; align-items: center; margin: 8px 0; color: #444; }
   .note { color: #666; font-size: 12px; }
   @media (prefers-color-scheme: dark) { body { background: #1e1e1e; color: #ddd; } th, td { border-color: #444; } tr.baseline td { background: #2a2d33; } .sub, dt, .note { color: #aaa; } }
-</style>
-</head>
-<body>
-<h1>${escapeHtml(input.title)}</h1>
-<p class="sub">${escapeHtml(input.subtitle ?? '')} · generated ${escapeHtml(when)}</p>
-<dl>${facts}</dl>
-<h2>Summary</h2>
-<table id="summary"><thead><tr>${head}</tr></thead><tbody>
-${body}
-</tbody></table>
-<p class="note">final loss: trailing mean of the train loss over the last 10% of logged steps; best loss: the lowest such mean;
-steps to target: first step at which it is at or below the baseline's final loss${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
-speedup: the baseline's steps to target divided by the run's; wall time includes initialization.</p>
-<div class="controls"><label><input type="checkbox" id="logy"> log-scale loss</label><label><input type="checkbox" id="raw" checked> raw loss (faded)</label></div>
-<div class="charts">
-  <div><h2>Train loss</h2><div class="chart"><canvas id="train"></canvas></div></div>
-  ${evalNames.map((n, i) => `<div><h2>Eval ${escapeHtml(n)}</h2><div class="chart"><canvas id="eval-${i}"></canvas></div></div>`).join('\n  ')}
-</div>
-<script type="application/json" id="report-data">${scriptJson(data)}</script>
-<script>${chartJs}</script>
-<script>
+`;
+
+/** The page's own script (the data comes from the JSON block, never from markup). */
+const MAIN_SCRIPT = `
 (function () {
   var data = JSON.parse(document.getElementById('report-data').textContent);
   var common = { animation: false, parsing: false, normalized: true, responsive: true, maintainAspectRatio: false,
@@ -172,7 +128,67 @@ speedup: the baseline's steps to target divided by the run's; wall time includes
     c.update('none');
   });
 })();
-</script>
+`;
+
+export function renderReport(input: ReportInput): string {
+  // The hash is of the text the browser sees: its parser turns CR LF and lone CR into LF.
+  const chartScript = readFileSync(input.chartJsPath ?? findChartJs(), 'utf8')
+    .replace(/<\/script/gi, '<\\/script')
+    .replace(/\r\n?/g, '\n');
+  const cols = tableColumns(input.comparison);
+  const evalNames = [...new Set(input.runs.flatMap((r) => r.eval.flatMap((e) => Object.keys(e.metrics))))].sort((a, b) =>
+    a === 'loss' ? -1 : b === 'loss' ? 1 : a.localeCompare(b),
+  );
+  const data = {
+    target: input.comparison.target_loss,
+    evalNames,
+    runs: input.runs.map((r, i) => ({
+      label: r.label,
+      color: PALETTE[i % PALETTE.length],
+      raw: decimate(r.train, (p) => p.loss).map((p) => [p.step, p.loss]),
+      smooth: decimate(
+        smooth(r.train, smoothingWindow(r.train.length)).map((p) => ({ step: p.step, loss: p.loss })),
+        (p) => p.loss,
+      ).map((p) => [p.step, p.loss]),
+      eval: Object.fromEntries(evalNames.map((n) => [n, r.eval.filter((e) => typeof e.metrics[n] === 'number').map((e) => [e.step, e.metrics[n]])])),
+    })),
+  };
+  const facts = Object.entries(input.facts ?? {})
+    .map(([k, v]) => `<div><dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd></div>`)
+    .join('');
+  const head = cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('');
+  const body = input.comparison.rows
+    .map((row, i) => `<tr${row.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
+    .join('\n');
+  const when = (input.generatedAt ?? new Date()).toISOString();
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src ${cspHash(chartScript)} ${cspHash(MAIN_SCRIPT)}; style-src ${cspHash(STYLE)}; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(input.title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${escapeHtml(input.title)}</h1>
+<p class="sub">${escapeHtml(input.subtitle ?? '')} · generated ${escapeHtml(when)}</p>
+<dl>${facts}</dl>
+<h2>Summary</h2>
+<table id="summary"><thead><tr>${head}</tr></thead><tbody>
+${body}
+</tbody></table>
+<p class="note">final loss: trailing mean of the train loss over the last 10% of logged steps; best loss: the lowest such mean;
+steps to target: first step at which it is at or below the baseline's final loss${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
+speedup: the baseline's steps to target divided by the run's; wall time includes initialization.</p>
+<div class="controls"><label><input type="checkbox" id="logy"> log-scale loss</label><label><input type="checkbox" id="raw" checked> raw loss (faded)</label></div>
+<div class="charts">
+  <div><h2>Train loss</h2><div class="chart"><canvas id="train"></canvas></div></div>
+  ${evalNames.map((n, i) => `<div><h2>Eval ${escapeHtml(n)}</h2><div class="chart"><canvas id="eval-${i}"></canvas></div></div>`).join('\n  ')}
+</div>
+<script type="application/json" id="report-data">${scriptJson(data)}</script>
+<script>${chartScript}</script>
+<script>${MAIN_SCRIPT}</script>
 </body>
 </html>
 `;

@@ -1,4 +1,8 @@
 // The HTML report: self-contained (chart.js inlined, no network), the table and every run in it.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { compareRuns } from '../../../src/core/compare';
 import { decimate, renderReport } from '../../../src/core/report';
@@ -37,6 +41,47 @@ describe('renderReport', () => {
     expect(data.runs[0]!.raw).toHaveLength(50);
     expect(data.evalNames).toEqual(['loss', 'accuracy']);
     for (const h of ['method', 'final loss', 'best loss', 'best eval', 'steps to target', 'speedup', 'wall s', 'peak memory']) expect(html).toContain(`<th>${h}</th>`);
+  });
+
+  it('its Content Security Policy allows only the inline blocks it wrote, by hash (no unsafe-inline)', () => {
+    const runs = [run('RiemannLoRA', 0.05), run('<img src=x onerror=alert(1)>', 0.03)];
+    const html = renderReport({
+      title: 'Demo',
+      comparison: compareRuns(runs, runs[1]!.key),
+      runs: runs.map((r) => ({ key: r.key, label: r.label, train: r.series.train, eval: r.series.eval })),
+    });
+    expect(html).not.toContain('unsafe-');
+    const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]*)">/.exec(html)![1]!;
+    const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values]));
+    expect(directives.get('default-src')).toEqual(["'none'"]);
+    const sha = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+    // every executable inline script (not the JSON data block) and every style block is listed, and nothing else
+    const scripts = [...html.matchAll(/<script>(.*?)<\/script>/gs)].map((m) => sha(m[1]!));
+    const styles = [...html.matchAll(/<style>(.*?)<\/style>/gs)].map((m) => sha(m[1]!));
+    expect(scripts).toHaveLength(2);
+    expect(styles).toHaveLength(1);
+    expect(directives.get('script-src')).toEqual(scripts);
+    expect(directives.get('style-src')).toEqual(styles);
+    const markup = html.replace(/<(script|style)\b[^>]*>.*?<\/\1>/gs, '<$1></$1>');
+    expect(markup).not.toMatch(/<script(?![^>]*type="application\/json")[^>]+>/); // no script tag with attributes but the data block
+    expect(markup).not.toMatch(/<[^>]+\son\w+=/i); // no inline event handlers (a hash does not allow them)
+    expect(markup).not.toMatch(/<[^>]+\sstyle=/i); // no style attributes (style-src has no 'unsafe-inline')
+    expect(markup).toContain('&lt;img src=x onerror=alert(1)&gt;'); // the hostile label is text
+  });
+
+  it('the hash covers what the browser parses: CR LF in chart.js becomes LF', () => {
+    const t = mkdtempSync(join(tmpdir(), 'rlora-report-'));
+    try {
+      const chart = join(t, 'chart.umd.js');
+      writeFileSync(chart, 'window.Chart = function () {};\r\n// Chart.js v4 stand-in\r\n');
+      const runs = [run('A', 0.05)];
+      const html = renderReport({ title: 'x', comparison: compareRuns(runs, null), runs: [], chartJsPath: chart });
+      expect(html).not.toContain('\r');
+      const body = /<script>(window\.Chart.*?)<\/script>/s.exec(html)![1]!;
+      expect(html).toContain(`'sha256-${createHash('sha256').update(body).digest('base64')}'`);
+    } finally {
+      rmSync(t, { recursive: true, force: true });
+    }
   });
 });
 
