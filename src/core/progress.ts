@@ -1,6 +1,9 @@
 // Terminal progress: one line per run, redrawn in place on a TTY (at most ~10 times a second);
 // on anything else (CI logs, pipes) plain lines at state changes and every 25% of a run.
+// Labels and states come from run folders and configs (data): control characters are shown escaped
+// (text.ts printable), so a run name cannot send escape sequences to the terminal.
 import type { RunInfo } from './runStore';
+import { printable } from './text';
 
 export interface ProgressLine {
   key: string;
@@ -19,6 +22,9 @@ export interface ProgressStream {
 
 const fmtLoss = (v: number | null) => (v === null ? '' : `loss ${Number(v.toPrecision(4))}`);
 
+/** Labels are cut to this many characters (a progress line is one line of a terminal). */
+const LABEL_MAX = 60;
+
 /** One run's line: `label  [#########-----------]  45%  running    step 45/100  loss 0.123`. */
 export function renderLine(p: ProgressLine, labelWidth: number, barWidth = 20): string {
   const frac = p.steps > 0 ? Math.min(1, Math.max(0, p.step / p.steps)) : 0;
@@ -26,7 +32,8 @@ export function renderLine(p: ProgressLine, labelWidth: number, barWidth = 20): 
   const bar = `[${'#'.repeat(filled)}${'-'.repeat(barWidth - filled)}]`;
   const pct = `${Math.floor(frac * 100)}%`.padStart(4);
   const step = `step ${p.step}/${p.steps}`;
-  return [p.label.padEnd(labelWidth), bar, pct, p.state.padEnd(9), step.padEnd(6 + 2 * String(p.steps).length), fmtLoss(p.loss)].join('  ').trimEnd();
+  // printable() is idempotent: lines of the board are escaped already, direct callers' are escaped here.
+  return [printable(p.label, LABEL_MAX).padEnd(labelWidth), bar, pct, printable(p.state, 20).padEnd(9), step.padEnd(6 + 2 * String(p.steps).length), fmtLoss(p.loss)].join('  ').trimEnd();
 }
 
 export class ProgressBoard {
@@ -50,11 +57,12 @@ export class ProgressBoard {
   /** Adds or updates a run's line from its info (state, step) and optionally the latest loss. */
   update(info: Pick<RunInfo, 'key' | 'label' | 'state' | 'step' | 'steps'>, loss?: number | null): void {
     const old = this.lines.get(info.key);
+    const state = printable(info.state, 20);
     const line: ProgressLine = {
       key: info.key,
-      label: info.label,
-      state: info.state,
-      step: Math.max(info.step, old && old.state === info.state ? old.step : 0),
+      label: printable(info.label, LABEL_MAX),
+      state,
+      step: Math.max(info.step, old && old.state === state ? old.step : 0),
       steps: info.steps,
       loss: loss === undefined ? (old?.loss ?? null) : loss,
     };

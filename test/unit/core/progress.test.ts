@@ -55,4 +55,24 @@ describe('ProgressBoard', () => {
     const lines = out.text.trim().split('\n');
     expect(lines.map((l) => /(queued|running|completed)/.exec(l)?.[1])).toEqual(['queued', 'running', 'running', 'running', 'running', 'running', 'completed']);
   });
+
+  it('a run label with escape sequences or other control characters reaches the terminal escaped and cut', () => {
+    for (const tty of [true, false]) {
+      const out = new Sink(tty);
+      const b = new ProgressBoard(out, { minIntervalMs: 0 });
+      const hostile = `evil\x1b]0;owned\x07\x1b[2J\r\n\x9b31m${'x'.repeat(500)}`;
+      b.update({ key: 'e/r', label: hostile, state: 'running', step: 1, steps: 10 });
+      b.done();
+      // The board's own cursor moves (TTY) are the only escape sequences written.
+      const ESC = String.fromCharCode(27);
+      const own = out.text.split(`\r${ESC}[2K`).join('').replace(new RegExp(`${ESC}\\[\\d+A`, 'g'), '');
+      expect([...own].filter((c) => c.charCodeAt(0) < 0x20 && c !== '\n')).toEqual([]);
+      expect(own).not.toMatch(/[\x7f-\x9f]/);
+      expect(own).toContain('evil\\u001b]0;owned\\u0007\\u001b[2J\\u000d\\u000a\\u009b31m');
+      expect(own.split('\n').filter(Boolean)).toHaveLength(1); // one line, the newline in the label is shown, not printed
+      expect(own).toContain('…');
+      expect(own.length).toBeLessThan(200);
+    }
+    expect(renderLine({ key: 'a', label: 'a\x1bb', state: 'running', step: 0, steps: 1, loss: null }, 4, 4)).toMatch(/^a\\u001bb /);
+  });
 });
