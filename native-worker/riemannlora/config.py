@@ -121,7 +121,10 @@ def looks_like_local_path(value: str) -> bool:
 
 
 def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
-    """Local model/data paths that do not exist (hub ids are checked only when the run loads them)."""
+    """Local model/data paths that do not exist or are not what the task reads (a model is a folder with
+    a config.json, data is a file); hub ids are checked only when the run loads them."""
+    from riemannlora.jsondoc import preview
+
     task = config.get("task")
     if not isinstance(task, dict):
         return []
@@ -133,15 +136,29 @@ def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     }
     for key, what in expected.items():
         value = task.get(key)
-        if (
-            isinstance(value, str)
-            and looks_like_local_path(value)
-            and not os.path.exists(os.path.expanduser(value))
+        if not isinstance(value, str):
+            continue
+        path = os.path.expanduser(value)
+        shown = preview(value, 200)
+        if looks_like_local_path(value) and not os.path.exists(path):
+            problems.append(
+                ConfigProblem(
+                    f"/task/{key}", f"path not found: {shown}; expected {what} there", kind="missing-path"
+                )
+            )
+        elif (
+            key == "model" and os.path.exists(path) and not os.path.isfile(os.path.join(path, "config.json"))
         ):
             problems.append(
                 ConfigProblem(
-                    f"/task/{key}", f"path not found: {value}; expected {what} there", kind="missing-path"
+                    f"/task/{key}",
+                    f"{shown} is not a model folder (no config.json in it); expected {what}",
+                    kind="missing-path",
                 )
+            )
+        elif key != "model" and os.path.isdir(path):
+            problems.append(
+                ConfigProblem(f"/task/{key}", f"{shown} is a folder; expected {what}", kind="missing-path")
             )
     return problems
 
@@ -244,12 +261,54 @@ def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
+def host_memory() -> tuple[int, int] | None:
+    """(total, available) bytes of this machine's memory, from /proc/meminfo; None where there is none."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields["MemTotal"].split()[0]) * 1024, int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _machine_problems(config: dict[str, Any]) -> list[ConfigProblem]:
+    """What this machine cannot do (imports torch): an explicit device that is not here, a task that
+    needs more memory than the machine has. `run` refuses the same configs before it creates anything."""
+    problems = []
+    try:
+        from riemannlora.training.device import resolve_device
+        from riemannlora.worker.errors import WorkerError
+    except ImportError:  # the trainer is not importable: `run` will say why
+        return []
+    try:
+        resolve_device(config["train"].get("device", "auto"))
+    except WorkerError as exc:
+        problems.append(ConfigProblem(exc.field or "/train/device", f"{exc.message}; {exc.hint}"))
+    from riemannlora.tasks.registry import task_memory_estimate
+
+    need = task_memory_estimate(config)
+    memory = host_memory()
+    if need is not None and memory is not None and need > memory[0]:
+        problems.append(
+            ConfigProblem(
+                "/task/synthetic",
+                f"needs about {_gib(need)} of memory and this machine has {_gib(memory[0])} in all; "
+                "lower width, depth or n_train",
+            )
+        )
+    return problems
+
+
 def validate_config(config: Any, *, check_paths: bool = True, deep: bool = True) -> list[ConfigProblem]:
     """Every problem of `config`; [] when valid.
 
     Schema first; on a schema-valid config also the relations between fields and, with `deep`, the
-    trainer's own rules for init x optimizer (imports torch); with `check_paths`, local paths that do not
-    exist.
+    trainer's own rules for init x optimizer (imports torch); with `check_paths`, what this machine must
+    have: local paths that exist and (with `deep`) the device and the memory the task needs.
     """
     from riemannlora.schemas import validate
 
@@ -258,6 +317,8 @@ def validate_config(config: Any, *, check_paths: bool = True, deep: bool = True)
         problems = _semantic_problems(config)
         if deep:
             problems += _method_problems(config)
+        if deep and check_paths:
+            problems += _machine_problems(config)
     if check_paths and isinstance(config, dict):
         problems += path_problems(config)
     return problems
@@ -361,24 +422,73 @@ def resolve_task_paths(config: Any, base_dir: str | os.PathLike[str]) -> Any:
     return config
 
 
-def load_config_file(path: str | os.PathLike[str]) -> Any:
-    """Parse a config file; a ConfigError (not a traceback) for unreadable or non-JSON files.
+def document_limits() -> dict[str, int]:
+    """`x-document-limits` of the config schema: the byte and nesting caps of a config file."""
+    return load_schema()["x-document-limits"]
 
-    Relative local paths in the task are resolved against the file's folder (`resolve_task_paths`)."""
+
+def load_config_file(path: str | os.PathLike[str]) -> Any:
+    """Parse a config file; a ConfigError (not a traceback) for unreadable, oversized or non-JSON files
+    (NaN, Infinity, non-finite numbers and deep nesting included: riemannlora.jsondoc).
+
+    Relative local paths in the task are resolved against the file's folder (`resolve_task_paths`);
+    integral floats in integer fields become ints (`integral_numbers`)."""
+    from riemannlora.jsondoc import DocumentError, parse, printable
+
     p = Path(path)
     if not p.is_file():
-        raise ConfigError([ConfigProblem("", f"config file not found: {p}", kind="missing-path")])
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([ConfigProblem("", f"cannot read config file {p}: {exc}")]) from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
         raise ConfigError(
-            [ConfigProblem("", f"{p} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}")]
+            [ConfigProblem("", f"config file not found: {printable(str(p))}", kind="missing-path")]
+        )
+    limits = document_limits()
+    try:
+        with open(p, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            # never read more than the cap (+1, so that parse() reports the file as too big)
+            data = f.read(limits["max_bytes"] + 1) if size > limits["max_bytes"] else f.read()
+    except OSError as exc:
+        raise ConfigError(
+            [ConfigProblem("", f"cannot read config file {printable(str(p))}: {exc.strerror}")]
         ) from exc
-    return resolve_task_paths(doc, p.resolve().parent)
+    if size > limits["max_bytes"]:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    "", f"the config file is {size:,} bytes; a run config is at most {limits['max_bytes']:,}"
+                )
+            ]
+        )
+    try:
+        doc = parse(
+            data, max_bytes=limits["max_bytes"], max_depth=limits["max_depth"], source="the config file"
+        )
+    except DocumentError as exc:
+        raise ConfigError([ConfigProblem(exc.pointer, exc.message)]) from None
+    return integral_numbers(resolve_task_paths(doc, p.resolve().parent))
+
+
+def integral_numbers(config: Any) -> Any:
+    """Integer fields given as integral floats (`"rank": 2.0`) become ints, in place.
+
+    JSON Schema counts 2.0 as an integer, and JavaScript cannot tell 2.0 from 2, so the extension accepts
+    it; the trainer needs a Python int (tensor shapes, range()). Only fields the schema types `integer`
+    change; `"lr": 1.0` stays a float."""
+    root = load_schema()
+
+    def walk(value: Any, schema: dict[str, Any]) -> Any:
+        schema = _resolve_ref(root, schema)
+        if isinstance(value, float) and value.is_integer() and schema.get("type") == "integer":
+            return int(value)
+        if isinstance(value, dict):
+            props = schema.get("properties") or {}
+            for key, sub in list(value.items()):
+                if key in props:
+                    value[key] = walk(sub, props[key])
+        elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+            value[:] = [walk(v, schema["items"]) for v in value]
+        return value
+
+    return walk(config, root)
 
 
 def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> dict[str, Any]:

@@ -64,14 +64,19 @@ class SchemaError:
 
 
 def _pointer(parts) -> str:
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts) if parts else "/"
+    from riemannlora.jsondoc import pointer_segment
+
+    return "/" + "/".join(pointer_segment(p) for p in parts) if parts else "/"
 
 
 def _describe(err) -> list[SchemaError]:
     """Turn one jsonschema error into messages that name the field itself."""
+    from riemannlora.jsondoc import preview
+
     parts = list(err.absolute_path)
     kind = err.validator
     inst = err.instance
+    shown = preview(inst)
     if kind == "required" and isinstance(inst, dict):
         return [
             SchemaError(_pointer(parts + [p]), "is required") for p in err.validator_value if p not in inst
@@ -83,23 +88,21 @@ def _describe(err) -> list[SchemaError]:
         return [SchemaError(_pointer(parts + [k]), f"unknown key; allowed keys: {allowed}") for k in extras]
     if kind in ("enum", "const"):
         allowed = err.validator_value if kind == "enum" else [err.validator_value]
-        shown = ", ".join(json.dumps(a) for a in allowed)
-        return [SchemaError(_pointer(parts), f"{json.dumps(inst)} is not allowed; allowed values: {shown}")]
+        allowed_text = ", ".join(json.dumps(a) for a in allowed)
+        return [SchemaError(_pointer(parts), f"{shown} is not allowed; allowed values: {allowed_text}")]
     if kind is None:  # a `false` schema: the field may not appear in this context
         return [SchemaError(_pointer(parts), "is not allowed here")]
     if kind == "pattern" and "description" in err.schema:
-        return [
-            SchemaError(
-                _pointer(parts), f"{json.dumps(inst)} is not valid: expected {err.schema['description']}"
-            )
-        ]
+        return [SchemaError(_pointer(parts), f"{shown} is not valid: expected {err.schema['description']}")]
     if kind in ("oneOf", "anyOf") and "description" in err.schema:
-        return [
-            SchemaError(
-                _pointer(parts), f"{json.dumps(inst)} is not valid: expected {err.schema['description']}"
-            )
-        ]
-    return [SchemaError(_pointer(parts), err.message)]
+        return [SchemaError(_pointer(parts), f"{shown} is not valid: expected {err.schema['description']}")]
+    # jsonschema's own messages quote the whole value (a 10 MB name): quote a preview instead
+    return [
+        SchemaError(
+            _pointer(parts),
+            err.message.replace(repr(inst), shown) if len(repr(inst)) > len(shown) else err.message,
+        )
+    ]
 
 
 def validate(name: str, instance: Any) -> list[SchemaError]:

@@ -148,6 +148,7 @@ def test_relative_task_paths_are_resolved_from_the_config_files_folder(tmp_path,
     # next to the config are made absolute; a hub id stays as it is. From any current folder.
     (tmp_path / "cfgs" / "data").mkdir(parents=True)
     (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
     (tmp_path / "cfgs" / "data" / "train.jsonl").write_text('{"text": "a"}\n')
     doc = {
         "task": {

@@ -158,10 +158,13 @@ def test_a_folder_that_is_not_a_model_is_explained(llama, tmp_path):
     data = write_jsonl(tmp_path / "d.jsonl", copy_records(8))
     cfg_path = write_json(tmp_path / "c.json", config(empty, data))
     out = io.StringIO()
-    assert run_command(str(cfg_path), str(tmp_path / "run"), stdout=out) == 1
+    # refused like `validate` refuses it (exit 2, field named), before the run directory exists
+    assert run_command(str(cfg_path), str(tmp_path / "run"), stdout=out) == 2
+    assert not (tmp_path / "run").exists()
     error = next(json.loads(x) for x in out.getvalue().splitlines() if '"error"' in x)
     assert (
         error["kind"] == "missing-path"
+        and error["field"] == "/task/model"
         and str(empty) in error["message"]
         and "config.json" in error["message"]
     )

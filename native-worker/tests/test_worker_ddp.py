@@ -83,11 +83,14 @@ def _assert_same_adapter(a: Path, b: Path) -> None:
 
 
 def _drop_after(run_dir: Path, step: int) -> Path:
-    """Make a finished run look stopped at `step`: later checkpoints and the adapter removed."""
+    """Make a finished run look stopped at `step`: later checkpoints and the adapter removed, status.json
+    `stopped` (a completed run cannot be resumed)."""
     for ckpt in (run_dir / "checkpoints").iterdir():
         if int(ckpt.name.split("-")[-1].split(".")[0]) > step:
             shutil.rmtree(ckpt) if ckpt.is_dir() else ckpt.unlink()
     shutil.rmtree(run_dir / "adapter")
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "state": "stopped", "step": step}))
     return run_dir
 
 

@@ -1,8 +1,9 @@
 // Run configs (DESIGN.md "Run config"): load a JSON file, validate it against schema/run-config.schema.json
 // with errors that name the field and the allowed values, and fill in the schema's defaults.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { RunConfig } from './generated/run-config';
+import { DocumentError, documentLimits, parseBytes, parseText } from './jsonDocument';
 import { formatErrors, schemaJson, validate, type SchemaError } from './schemas';
 
 export type { RunConfig } from './generated/run-config';
@@ -27,23 +28,24 @@ export function checkConfig(data: unknown, source?: string): RunConfig {
   return data as RunConfig;
 }
 
-/** Parses JSON text; a syntax error becomes a ConfigError at "/" with the line and column. */
-export function parseConfigText(text: string, source?: string): RunConfig {
-  let data: unknown;
+function parseDocument(parse: () => unknown, source?: string): unknown {
   try {
-    data = JSON.parse(text);
+    return parse();
   } catch (err) {
-    const msg = (err as Error).message;
-    const pos = /position (\d+)/.exec(msg);
-    let where = '';
-    if (pos) {
-      const upto = text.slice(0, Number(pos[1]));
-      const line = upto.split('\n').length;
-      const col = upto.length - upto.lastIndexOf('\n');
-      where = ` at line ${line}, column ${col}`;
-    }
-    throw new ConfigError([{ path: '/', message: `is not valid JSON${where}: ${msg}` }], source);
+    if (err instanceof DocumentError) throw new ConfigError([{ path: err.pointer || '/', message: err.detail }], source);
+    throw err;
   }
+}
+
+/**
+ * Parses JSON text under the document rules (src/core/jsonDocument.ts: no NaN/Infinity, bounded nesting,
+ * finite numbers) and validates it; a syntax error becomes a ConfigError at "/" with the line and column.
+ */
+export function parseConfigText(text: string, source?: string): RunConfig {
+  return checked(parseDocument(() => parseText(text, documentLimits(), 'the config file'), source), source);
+}
+
+function checked(data: unknown, source?: string): RunConfig {
   const config = checkConfig(data, source);
   return source && isAbsolute(source) ? resolveTaskPaths(config, dirname(source)) : config;
 }
@@ -66,17 +68,23 @@ export function resolveTaskPaths(config: RunConfig, baseDir: string): RunConfig 
   return { ...config, task: task as RunConfig['task'] };
 }
 
-/** Reads and validates a config file. */
+/** Reads and validates a config file (its bytes: size cap and strict UTF-8 first). */
 export function loadConfig(path: string): RunConfig {
-  let text: string;
+  const limits = documentLimits();
+  let data: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    const size = statSync(path).size;
+    if (size > limits.max_bytes) {
+      throw new ConfigError([{ path: '/', message: `the config file is ${size.toLocaleString('en-US')} bytes; a run config is at most ${limits.max_bytes.toLocaleString('en-US')}` }], path);
+    }
+    data = readFileSync(path);
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError([{ path: '/', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], path);
   }
   // Absolute, so that relative task paths are resolved against the file's folder even when the file
   // was named relative to the current folder (`--config examples/x.rlora.json`).
-  return parseConfigText(text, resolve(path));
+  return checked(parseDocument(() => parseBytes(data, limits, 'the config file'), path), resolve(path));
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -6,6 +6,7 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import runConfigSchema from '../../schema/run-config.schema.json';
 import workerEventSchema from '../../schema/worker-event.schema.json';
 import runStatusSchema from '../../schema/run-status.schema.json';
+import { pointerSegment, preview } from './jsonDocument';
 
 export type SchemaName = 'config' | 'event' | 'status';
 
@@ -36,8 +37,10 @@ export function validator(name: SchemaName): ValidateFunction {
 
 export const schemaJson = (name: SchemaName): object => SCHEMAS[name];
 
-const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
-const at = (base: string, key?: string) => (key === undefined ? base || '/' : `${base}/${escape(key)}`);
+// Pointers and values in messages are cut (jsonDocument.ts preview/pointerSegment): a 10 MB key or value
+// must not become 10 MB of message. ajv's instancePath is already escaped: only its segments are cut.
+const shorten = (path: string) => path.split('/').map((seg) => (seg.length > 64 ? `${seg.slice(0, 63)}…` : seg)).join('/');
+const at = (base: string, key?: string) => (key === undefined ? shorten(base) || '/' : `${shorten(base)}/${pointerSegment(key)}`);
 
 function describe(err: ErrorObject): SchemaError | undefined {
   const p = err.params as Record<string, unknown>;
@@ -60,7 +63,7 @@ function describe(err: ErrorObject): SchemaError | undefined {
       const allowed = err.keyword === 'enum' ? (p.allowedValues as unknown[]) : [p.allowedValue];
       return {
         path: at(err.instancePath),
-        message: `${JSON.stringify(err.data)} is not allowed; allowed values: ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
+        message: `${preview(err.data)} is not allowed; allowed values: ${allowed.map((a) => JSON.stringify(a)).join(', ')}`,
       };
     }
     case 'not': {
@@ -71,11 +74,11 @@ function describe(err: ErrorObject): SchemaError | undefined {
     case 'oneOf':
     case 'anyOf':
       if (typeof schema?.description === 'string') {
-        return { path: at(err.instancePath), message: `${JSON.stringify(err.data)} is not valid: expected ${schema.description}` };
+        return { path: at(err.instancePath), message: `${preview(err.data)} is not valid: expected ${schema.description}` };
       }
       return { path: at(err.instancePath), message: err.message ?? 'is not valid' };
     default:
-      return { path: at(err.instancePath), message: `${JSON.stringify(err.data)} ${err.message ?? 'is not valid'}` };
+      return { path: at(err.instancePath), message: `${preview(err.data)} ${err.message ?? 'is not valid'}` };
   }
 }
 

@@ -22,6 +22,14 @@ def task_default_overrides(kind: str) -> dict[str, Any]:
     return {}
 
 
+def task_memory_estimate(config: dict[str, Any]) -> int | None:
+    """Bytes of host memory the task of `config` needs, where the task can say without building itself
+    (`estimated_bytes` of its module); None when it cannot (a model loaded from disk)."""
+    module, _ = TASKS[config["task"]["kind"]]
+    estimate = getattr(importlib.import_module(module), "estimated_bytes", None)
+    return estimate(config) if estimate else None
+
+
 def build_task(config: dict[str, Any]):
     """Instantiate the task of a resolved config."""
     kind = config["task"]["kind"]

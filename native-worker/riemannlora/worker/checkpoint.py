@@ -48,8 +48,39 @@ def latest_checkpoint(root: Path) -> Path | None:
     return found[-1][1] if found else None
 
 
+_PARTIAL = re.compile(r"^\.(tmp|old)-step-\d{8,}-\d+$")
+DAMAGED_PREFIX = ".damaged-"
+
+
+def remove_partial(root: Path) -> list[str]:
+    """Delete the half-written folders a killed save leaves (`.tmp-step-*`, `.old-step-*`); call only
+    while holding the run directory's lock (no other writer can be saving). Returns their names."""
+    if not root.is_dir():
+        return []
+    removed = [child.name for child in root.iterdir() if _PARTIAL.match(child.name)]
+    for name in removed:
+        shutil.rmtree(root / name, ignore_errors=True)
+    return removed
+
+
+def load_newest_readable(root: Path, warn) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint that loads, newest first. One that does not (truncated, garbage, another
+    format) is renamed `.damaged-step-N` (kept for inspection, never tried or counted again) and `warn`
+    is told why; None when none loads."""
+    for _, path in reversed(list_checkpoints(root)):
+        try:
+            return path, load_checkpoint(path)
+        except Exception as exc:  # noqa: BLE001 - any unreadable file means: try the older one
+            aside = root / f"{DAMAGED_PREFIX}{path.name}"
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(path, aside)
+            why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            warn(f"checkpoint {path.name} cannot be read ({why}); moved to {aside.name}, trying an older one")
+    return None
+
+
 def save_checkpoint(root: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(exist_ok=True)  # never its parents: a deleted run directory is not re-created
     final = root / checkpoint_name(step)
     tmp = root / f".tmp-{checkpoint_name(step)}-{os.getpid()}"
     if tmp.exists():

@@ -4,8 +4,11 @@
     python -m riemannlora.worker validate --config FILE
     python -m riemannlora.worker doctor
 
-Exit codes: 0 completed or stopped (or valid); 1 failed; 2 bad config or command line; 3 diverged;
-130 interrupted twice.
+    python -m riemannlora.worker validate --config A --config B ...   (one JSON line per config)
+
+Exit codes: 0 completed or stopped (or valid); 1 failed; 2 bad config or command line, or a run directory
+that is in use, already holds a run or was completed (nothing is written then); 3 diverged; 4 the disk is
+full, read-only or over quota (error kind `disk`); 130 interrupted twice.
 """
 
 from __future__ import annotations
@@ -27,22 +30,24 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resume", action="store_true", help="continue from the run directory's last checkpoint"
     )
-    val = sub.add_parser("validate", help="check a run config; exit 0 only when valid")
-    val.add_argument("--config", required=True)
+    val = sub.add_parser("validate", help="check run configs; exit 0 only when all are valid")
+    val.add_argument("--config", required=True, action="append", help="a run config (repeatable)")
     sub.add_parser("doctor", help="report Python, torch, devices and optional packages as JSON")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, stop=None) -> int:
+    """`stop`: the StopRequest already catching signals (__main__ installs it before heavy imports)."""
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from riemannlora.worker.run import run_command
 
-        return run_command(args.config, args.run_dir, resume=args.resume, redirect_stderr=True)
+        return run_command(args.config, args.run_dir, resume=args.resume, redirect_stderr=True, stop=stop)
     if args.command == "validate":
         from riemannlora.worker.validate import validate_command
 
-        return validate_command(args.config)
+        codes = [validate_command(path) for path in args.config]
+        return max(codes)
     from riemannlora.worker.doctor import doctor
 
     sys.stdout.write(json.dumps(doctor(), indent=2) + "\n")

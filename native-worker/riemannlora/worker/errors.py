@@ -1,12 +1,13 @@
 """Failures the worker explains: every exception becomes an `error` event with a kind, a message and a hint.
 
-Kinds (schema/worker-event.schema.json): config, missing-path, missing-package, out-of-memory, diverged,
-network, interrupted, internal. The rule is that a user reading only the event (no traceback; that goes to
-worker.log) knows what happened and what to change.
+Kinds (schema/worker-event.schema.json): config, missing-path, missing-package, out-of-memory, disk,
+diverged, network, interrupted, internal. The rule is that a user reading only the event (no traceback;
+that goes to worker.log) knows what happened and what to change.
 """
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 # optional package -> pip requirement (pyproject's optional dependencies)
@@ -23,6 +24,12 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_DIVERGED = 3
+EXIT_DISK = 4  # the disk is full, read-only or over quota (kind `disk`)
+
+# errno values that mean the disk, not the run, is the problem
+DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
+# how torch.save reports a failed write (its zip writer raises RuntimeError, not OSError)
+_TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "file write failed", "unexpected pos")
 EXIT_INTERRUPTED = 130
 
 
@@ -85,6 +92,29 @@ def _is_oom(exc: BaseException) -> bool:
     )
 
 
+def _disk_error(exc: BaseException) -> WorkerError | None:
+    """ENOSPC / EROFS / EDQUOT anywhere in the exception's chain, or torch's failed zip write."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_ERRNOS:
+            where = f" ({seen.filename})" if seen.filename else ""
+            return WorkerError(
+                "disk",
+                f"cannot write to disk{where}: {seen.strerror or seen}",
+                "free space on (or make writable) the disk that holds the run directory, then --resume: "
+                "the last complete checkpoint is intact",
+            )
+        if isinstance(seen, RuntimeError) and any(t in str(seen) for t in _TORCH_WRITE_FAILURES):
+            return WorkerError(
+                "disk",
+                f"cannot write a checkpoint: {str(seen).splitlines()[0][:300]}",
+                "the disk that holds the run directory is probably full or read-only; free space, then "
+                "--resume: the last complete checkpoint is intact",
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def explain(exc: BaseException, config: dict[str, Any] | None = None) -> WorkerError:
     """Map any exception to a WorkerError with a hint."""
     if isinstance(exc, WorkerError):
@@ -103,6 +133,9 @@ def explain(exc: BaseException, config: dict[str, Any] | None = None) -> WorkerE
         if (config or {}).get("task", {}).get("seq_len"):
             hint += f", or lower task.seq_len (now {config['task']['seq_len']})"
         return WorkerError("out-of-memory", f"out of memory: {str(exc).splitlines()[0][:300]}", hint)
+    disk = _disk_error(exc)
+    if disk is not None:
+        return disk
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         top = exc.name.split(".")[0]
         return MissingPackage(top, "this run")

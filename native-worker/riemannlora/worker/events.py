@@ -16,9 +16,14 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 PROTOCOL_VERSION = 1
+
+# JSON escapes C0 controls itself; with ensure_ascii=False, DEL, C1 controls and bidi overrides would
+# reach a terminal that shows the stream raw: escaped too (still the same JSON strings).
+_UNSAFE = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
 
 EVENT_TYPES = ("started", "init", "metric", "eval", "checkpoint", "log", "error", "finished")
 
@@ -55,8 +60,10 @@ class EventWriter:
         stream: IO[str] | None = None,
         is_main: bool = True,
         rank: int = 0,
+        guard: Callable[[], None] | None = None,
     ):
         self.is_main = is_main
+        self.guard = guard  # called before every write to the file (RunDir.check_present)
         self.rank = rank
         self._stream = stream if stream is not None else sys.stdout
         self._file = open(path, "a", encoding="utf-8") if (path is not None and is_main) else None  # noqa: SIM115
@@ -74,10 +81,19 @@ class EventWriter:
             event["rank"] = self.rank
         event.update({k: v for k, v in fields.items() if v is not None or k in ("loss", "grad_norm")})
         event = json_safe(event)
-        line = json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+        line = (
+            json.dumps(event, ensure_ascii=False, allow_nan=False, separators=(",", ":")).translate(_UNSAFE)
+            + "\n"
+        )
+        failure: BaseException | None = None
         if self._file is not None:
-            self._file.write(line)
-            self._file.flush()
+            try:
+                if self.guard is not None:
+                    self.guard()
+                self._file.write(line)
+                self._file.flush()
+            except Exception as exc:  # noqa: BLE001 - mirrored first, raised below
+                failure = exc
         if self._stream is not None:
             try:
                 self._stream.write(line)
@@ -85,15 +101,24 @@ class EventWriter:
             except (BrokenPipeError, OSError, ValueError):
                 self._stream = None
         self.counts[type] = self.counts.get(type, 0) + 1
+        if failure is not None:  # the stream has the event even when the file could not take it
+            raise failure
         return event
 
     def log(self, level: str, message: str) -> None:
         self.emit("log", level=level, message=message)
 
-    def close(self) -> None:
+    def detach_file(self) -> None:
+        """Stop writing the file (it cannot take more: disk full, folder deleted); the stream goes on."""
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:
+                pass  # the buffered bytes it could not flush are already mirrored on the stream
             self._file = None
+
+    def close(self) -> None:
+        self.detach_file()
 
 
 def _end_cut_line(f: IO[str]) -> None:

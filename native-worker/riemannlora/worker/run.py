@@ -2,10 +2,12 @@
 
 Order of work (each step can fail with an explained `error` event):
 1. Load and validate the config. Invalid: problems on stdout as `error` events (kind config / missing-path,
-   each with its field) and `finished: failed`, exit 2; the run directory is not created (if it already
-   exists, e.g. made by the engine, only status.json and events.jsonl record the failure).
-2. Pin the run directory (config.json immutable once started), redirect stderr/logging to worker.log,
-   status.json `running` with pid and host.
+   each with its field) and `finished: failed`, exit 2; the run directory is not created. Only a queued
+   directory (made by the engine, no run in it yet, not locked by another worker) also records the
+   failure in its status.json and events.jsonl; a directory that holds a run is never written.
+2. Lock the run directory (one writer: rundir.py) and pin it (config.json immutable once started),
+   redirect stderr/logging to worker.log, status.json `running` with pid and host. From here on every
+   write first checks that the directory is still there (a deleted run directory fails the run).
 3. Build the task (model + data) on the device, then `riemannlora.methods.setup_method` (inject adapters,
    initialize, optimizer); `started` and `init` events.
 4. `--resume`: restore the latest checkpoint (adapter, optimizer, scheduler, data position, RNG states).
@@ -22,10 +24,12 @@ import time
 from typing import IO, Any
 
 from riemannlora.config import ConfigError, ConfigProblem, load_config, method_arguments
+from riemannlora.jsondoc import printable
 from riemannlora.worker import ddp
 from riemannlora.worker.distributed import DistContext
 from riemannlora.worker.errors import (
     EXIT_CONFIG,
+    EXIT_DISK,
     EXIT_DIVERGED,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -36,7 +40,7 @@ from riemannlora.worker.errors import (
 from riemannlora.worker.events import EventWriter
 from riemannlora.worker.hold import ENV as HOLD_ENV
 from riemannlora.worker.hold import HoldPoint, HoldSpecError
-from riemannlora.worker.rundir import RunDir, RunDirError, StatusFile
+from riemannlora.worker.rundir import RunDir, RunDirError, RunDirGone, StatusFile
 
 log = logging.getLogger("riemannlora.worker")
 
@@ -71,21 +75,22 @@ def _teardown_logging(handler: logging.Handler, redirect_stderr: bool) -> None:
 
 
 def _config_failure(problems: list[ConfigProblem], run_dir: RunDir, stdout: IO[str]) -> int:
-    """Report an unusable config without creating anything; exit code 2."""
-    existing = run_dir.path.is_dir()
-    events = EventWriter(run_dir.events_path if existing else None, stream=stdout)
+    """Report an unusable config; exit code 2. Nothing is created, and a directory that holds a run (or
+    that another worker holds) is not touched: only a queued one records why it never started."""
+    record = run_dir.path.is_dir() and not run_dir.has_started() and run_dir.try_lock()
+    events = EventWriter(run_dir.events_path if record else None, stream=stdout)
     for p in problems:
         kind = "missing-path" if p.kind == "missing-path" else "config"
         events.emit("error", kind=kind, message=p.text(), hint=_config_hint(p), field=p.field)
     events.emit("finished", status="failed", summary={"steps": 0})
     events.close()
-    if existing:
+    if record:
         status = StatusFile(run_dir.status_path)
         first = problems[0]
         status.doc["started_at"] = None
         status.finish("failed", EXIT_CONFIG, {"kind": first.kind, "message": first.text()})
     for p in problems:
-        print(f"config error: {p.text()}", file=sys.stderr)
+        print(f"config error: {printable(p.text(), 500)}", file=sys.stderr)
     return EXIT_CONFIG
 
 
@@ -119,9 +124,11 @@ def run_command(
     # Signals are caught from the first moment: a stop during loading becomes a clean stop after setup.
     stop = stop if stop is not None else StopRequest()
     stop.install()
+    run_dir = RunDir(run_dir_path)
     try:
-        return _run(config_path, RunDir(run_dir_path), resume, stdout, redirect_stderr, stop)
+        return _run(config_path, run_dir, resume, stdout, redirect_stderr, stop)
     finally:
+        run_dir.release()
         stop.uninstall()
 
 
@@ -144,15 +151,20 @@ def _run(
         events = EventWriter(None, stream=stdout)
         events.emit("error", **err.event_fields())
         events.emit("finished", status="failed", summary={"steps": 0})
-        print(f"error: {err.message}", file=sys.stderr)
+        print(f"error: {printable(err.message, 500)}", file=sys.stderr)
         return EXIT_CONFIG
 
+    reached = int((run_dir.read_status() or {}).get("step") or 0) if resume else 0
     handler = _setup_logging(run_dir, redirect_stderr)
-    events = EventWriter(run_dir.events_path, stream=stdout, is_main=dist.is_main, rank=dist.rank)
-    status = StatusFile(run_dir.status_path, enabled=dist.is_main)
+    guard = run_dir.check_present
+    events = EventWriter(
+        run_dir.events_path, stream=stdout, is_main=dist.is_main, rank=dist.rank, guard=guard
+    )
+    status = StatusFile(run_dir.status_path, enabled=dist.is_main, guard=guard)
     status.update(state="running")
     log.info("run %s (resume=%s) pid %d config %s", run_dir.path, resume, os.getpid(), config_path)
     session = _Session(config, run_dir, events, status, stop, dist, resume)
+    session.reached_step = reached
     try:
         return session.run()
     except BaseException as exc:  # noqa: BLE001 - the worker's contract: every failure becomes events
@@ -176,6 +188,7 @@ class _Session:
         self.resume = resume
         self.loop = None
         self.t0 = time.time()
+        self.reached_step = 0  # --resume: the step the run had reached (its status.json before this start)
 
     # ------------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -254,14 +267,28 @@ class _Session:
         self.loop = loop
 
         resumed_from = None
+        if self.dist.is_main:
+            for name in ckpt.remove_partial(self.run_dir.checkpoints_path):
+                log.info("removed %s, left by a save that was cut short", name)
         if self.resume:
-            path = ckpt.latest_checkpoint(self.run_dir.checkpoints_path)
-            if path is None:
+            reached = self.reached_step
+            found = ckpt.load_newest_readable(
+                self.run_dir.checkpoints_path, lambda text: self.events.log("warning", text)
+            )
+            if found is None:
                 self.events.log(
-                    "warning", "--resume: no checkpoint in this run directory; starting from step 0"
+                    "warning",
+                    "--resume: no readable checkpoint in this run directory; starting from step 0"
+                    + (f" (the run had reached step {reached})" if reached else ""),
                 )
             else:
-                state = ckpt.load_checkpoint(path)
+                path, state = found
+                if state["step"] < reached:
+                    self.events.log(
+                        "warning",
+                        f"--resume: continuing from step {state['step']} ({path.name}); the run had reached "
+                        f"step {reached}, so steps {state['step'] + 1}-{reached} are trained again",
+                    )
                 ckpt.load_adapter_state(model, state["adapter"])
                 optimizer.load_state_dict(state["optimizer"])
                 scheduler.load_state_dict(state["scheduler"])
@@ -329,6 +356,7 @@ class _Session:
         loop = self.loop
         if not self.dist.is_main:
             return
+        self.run_dir.check_present()
         state = {
             "format": ckpt.FORMAT_VERSION,
             "step": loop.state.step,
@@ -374,6 +402,7 @@ class _Session:
         if result.status == "completed" and self.config["output"]["export_adapter"] and self.dist.is_main:
             from riemannlora.peft_io import export_peft
 
+            self.run_dir.check_present()
             task_type = "CAUSAL_LM" if task.kind in ("causal-lm", "builtin-default") else None
             export_peft(
                 model,
@@ -397,22 +426,34 @@ class _Session:
         return EXIT_OK
 
     def fail(self, exc: BaseException) -> int:
+        """Report a failure wherever it can still be written: stdout always; events.jsonl and status.json
+        unless the failure is that they cannot be written (run directory gone, disk full)."""
         err = explain(exc, self.config)
         if err.kind == "internal" or not isinstance(exc, WorkerError):
             log.error("run failed", exc_info=exc)
         else:
             log.error("run failed: %s", err.message)
         interrupted = isinstance(exc, KeyboardInterrupt)
-        code = EXIT_INTERRUPTED if interrupted else (EXIT_CONFIG if err.kind == "config" else EXIT_FAILED)
-        try:
-            self.events.emit("error", **err.event_fields())
-            self.events.emit(
-                "finished", status="stopped" if interrupted else "failed", summary=self._summary()
-            )
-            last = {"kind": err.kind, "message": err.message}
-            if err.hint:
-                last["hint"] = err.hint
-            self.status.finish("stopped" if interrupted else "failed", code, last)
-        except Exception:  # noqa: BLE001 - reporting must not mask the original failure
-            log.exception("could not report the failure")
+        code = (
+            EXIT_INTERRUPTED
+            if interrupted
+            else {"config": EXIT_CONFIG, "disk": EXIT_DISK}.get(err.kind, EXIT_FAILED)
+        )
+        gone = isinstance(err, RunDirGone)
+        if gone:
+            self.events.detach_file()
+        last = {"kind": err.kind, "message": err.message}
+        if err.hint:
+            last["hint"] = err.hint
+        state = "stopped" if interrupted else "failed"
+        for report in (
+            lambda: self.events.emit("error", **err.event_fields()),
+            lambda: self.events.emit("finished", status=state, summary=self._summary()),
+            (lambda: None) if gone else (lambda: self.status.finish(state, code, last)),
+        ):
+            try:
+                report()
+            except Exception:  # noqa: BLE001 - reporting must not mask the original failure
+                log.exception("could not report the failure")
+                self.events.detach_file()  # what the file cannot take, stdout still gets
         return code

@@ -10,25 +10,34 @@
 status.json is rewritten atomically (temp file in the same folder, fsync, rename), so a reader sees the old
 or the new document, never half of one. A worker killed with SIGKILL leaves `state: running` with its pid:
 the engine notices that the pid is gone and reports the run as failed.
+
+One writer per run directory: before writing anything, a worker takes an exclusive `flock` on the
+directory itself (no lock file to leave behind) and holds it for its whole life; the kernel drops it when
+the process dies, even under kill -9. A second worker aimed at the same directory is refused and writes
+nothing there. The same open directory tells the worker when its folder was deleted or replaced under it
+(`check_present`): it fails instead of silently re-creating the folder.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from riemannlora.config import config_differences
+from riemannlora.worker.errors import WorkerError
 
 STATUS_VERSION = 1
 
 
 def atomic_write_json(path: Path, document: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Never creates the folder: a run directory deleted under a running worker must stay deleted."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -45,13 +54,68 @@ def atomic_write_json(path: Path, document: Any) -> None:
         raise
 
 
+try:  # POSIX; elsewhere the recorded-pid check below is the only guard
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+
 class RunDirError(Exception):
-    """The run directory cannot be used as asked (already started, or a different config on --resume)."""
+    """The run directory cannot be used as asked (in use, already started, or a different config on
+    --resume)."""
+
+
+class RunDirGone(WorkerError):
+    """The run directory was deleted or replaced while this worker was writing it."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(
+            "missing-path",
+            f"the run directory {path} {why} while the run was going; nothing more was written",
+            "start the run again in a new run directory (a deleted folder is not re-created)",
+        )
+        self.path = path
 
 
 class RunDir:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser().absolute()
+        self._fd: int | None = None  # the open, flock-ed directory while this process owns it
+
+    # one writer
+    def try_lock(self) -> bool:
+        """Take the directory's exclusive lock (kept until release() or exit); False when another
+        process holds it. The directory must exist."""
+        if self._fd is not None:
+            return True
+        fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    return False
+                raise
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def check_present(self) -> None:
+        """Raise RunDirGone when the directory this worker locked was deleted, moved or replaced."""
+        if self._fd is None:
+            return
+        held = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            raise RunDirGone(self.path, "was deleted") from None
+        if held.st_nlink == 0 or (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino):
+            raise RunDirGone(self.path, "was deleted or replaced")
 
     # paths
     @property
@@ -111,9 +175,17 @@ class RunDir:
         )
 
     def prepare(self, resolved_config: dict[str, Any], *, resume: bool) -> None:
-        """Create the folder and pin config.json, refusing to mix two different configs in one run."""
-        self._refuse_if_live()
-        started = self.path.exists() and self.has_started()
+        """Create the folder, lock it and pin config.json, refusing to mix two different configs in one
+        run. Every refusal happens before anything is written into the folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not self.try_lock():
+            raise RunDirError(
+                f"run directory {self.path} is in use by another worker (it holds the directory's lock); "
+                "wait for it to end or stop it, then --resume"
+            )
+        if fcntl is None:  # without the lock, the recorded pid is the guard (with it, the lock is)
+            self._refuse_if_live()
+        started = self.has_started()
         existing = None
         if self.config_path.exists():
             try:
@@ -133,7 +205,11 @@ class RunDir:
                     f"{', '.join(diffs[:8])}{' ...' if len(diffs) > 8 else ''}; a run's config is immutable "
                     "once started: resume with the same config, or start a new run directory"
                 )
-        self.path.mkdir(parents=True, exist_ok=True)
+        if started and resume and (self.read_status() or {}).get("state") == "completed":
+            raise RunDirError(
+                f"run directory {self.path} holds a completed run: there is nothing to resume; start a new "
+                "run directory to train again"
+            )
         self.checkpoints_path.mkdir(exist_ok=True)
         if existing != resolved_config:
             atomic_write_json(self.config_path, resolved_config)
@@ -142,9 +218,10 @@ class RunDir:
 class StatusFile:
     """status.json writer (schema/run-status.schema.json); every call rewrites the whole document."""
 
-    def __init__(self, path: Path, *, enabled: bool = True):
+    def __init__(self, path: Path, *, enabled: bool = True, guard: Callable[[], None] | None = None):
         self.path = path
         self.enabled = enabled
+        self.guard = guard  # called before every write (RunDir.check_present)
         self.doc: dict[str, Any] = {
             "version": STATUS_VERSION,
             "state": "running",
@@ -162,6 +239,8 @@ class StatusFile:
         self.doc.update(fields)
         self.doc["updated_at"] = time.time()
         if self.enabled:
+            if self.guard is not None:
+                self.guard()
             atomic_write_json(self.path, self.doc)
 
     def finish(self, state: str, exit_code: int, last_error: dict[str, Any] | None = None) -> None:

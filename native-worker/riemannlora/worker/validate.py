@@ -11,6 +11,7 @@ import sys
 from typing import IO
 
 from riemannlora.config import ConfigError, apply_defaults, load_config_file, validate_config
+from riemannlora.jsondoc import printable
 from riemannlora.worker.errors import EXIT_CONFIG, EXIT_OK
 
 
@@ -30,5 +31,5 @@ def validate_command(config_path: str, stdout: IO[str] | None = None) -> int:
     stdout.write(json.dumps(result) + "\n")
     stdout.flush()
     for p in problems:
-        print(f"{config_path}: {p.text()}", file=sys.stderr)
+        print(f"{printable(str(config_path), 500)}: {printable(p.text(), 1000)}", file=sys.stderr)
     return EXIT_OK if not problems else EXIT_CONFIG

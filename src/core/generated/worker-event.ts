@@ -171,6 +171,7 @@ export interface Error {
     | 'missing-path'
     | 'missing-package'
     | 'out-of-memory'
+    | 'disk'
     | 'diverged'
     | 'network'
     | 'interrupted'
