@@ -13,6 +13,10 @@ import { renderReport } from './core/report';
 import { isTerminal } from './core/runState';
 import type { RunInfo } from './core/runStore';
 import { demoConfig, demoMethods, DEMO_TASKS, type DemoTask } from './core/demo';
+import { printable } from './core/text';
+
+/** Multi-line text for the terminal: each line printable() (escapes shown, long lines cut). */
+const printableLines = (text: string): string => text.split('\n').map((line) => printable(line, 1000)).join('\n');
 
 const HELP = `RiemannLoRA Lab — headless runner
 
@@ -139,7 +143,8 @@ function printFailures(runs: RunInfo[]): void {
   for (const r of runs) {
     if (r.state !== 'failed' && r.state !== 'diverged') continue;
     const e = r.last_error;
-    process.stderr.write(`\n${r.label} ${r.state}: ${e ? `${e.kind}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}` : 'no error recorded'}\n  run directory: ${r.dir}\n`);
+    const why = e ? `${printable(e.kind, 40)}: ${printable(e.message, 2000)}${e.hint ? `\n  hint: ${printable(e.hint, 1000)}` : ''}` : 'no error recorded';
+    process.stderr.write(`\n${printable(r.label)} ${r.state}: ${why}\n  run directory: ${printable(r.dir, 1000)}\n`);
   }
 }
 
@@ -186,6 +191,33 @@ function describeConfig(config: RunConfig): Record<string, string> {
     seed: String(config.train.seed ?? 0),
   };
 }
+
+/**
+ * The worker's own verdict on a config file (`python -m riemannlora.worker validate`): what the schema
+ * cannot say (paths exist, a model folder holds a model, the device and the memory this machine has,
+ * the trainer's init x optimizer rules). `skipped` when the worker cannot be started at all.
+ */
+async function workerCheck(configPath: string, python: string | undefined): Promise<{ ok: boolean; output: string; problems: string; skipped?: string }> {
+  const root = projectRoot();
+  const interpreter = pythonPath(python, root);
+  const nativeWorkerDir = process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker');
+  const r = await execa(interpreter, ['-m', 'riemannlora.worker', 'validate', '--config', resolve(configPath)], {
+    cwd: workerCwd({ nativeWorkerDir }),
+    env: workerEnv({ nativeWorkerDir }),
+    reject: false,
+    all: true,
+  });
+  if (r.exitCode === undefined) return { ok: true, output: '', problems: '', skipped: `cannot run ${printable(interpreter)}: ${r.shortMessage}` };
+  return { ok: r.exitCode === 0, output: (r.all ?? '').trimEnd(), problems: String(r.stderr ?? '').trimEnd() };
+}
+
+/** `run` and `compare` refuse, before anything is created, a config that the worker would refuse. */
+async function refuseWhatTheWorkerRefuses(configPath: string, python: string | undefined): Promise<void> {
+  const check = await workerCheck(configPath, python);
+  if (!check.ok) throw new WorkerRefusal(`${check.problems || check.output}\n(nothing was created; \`validate --config\` lists the same problems)`);
+}
+
+class WorkerRefusal extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -237,6 +269,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'compare': {
       const base = needConfig();
+      await refuseWhatTheWorkerRefuses(values.config!, values.python);
       let methods: MethodPreset[] | undefined;
       if (values.methods) {
         methods = values.methods.split(',').map((id) => {
@@ -259,6 +292,7 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'run': {
       const config = needConfig();
+      await refuseWhatTheWorkerRefuses(values.config!, values.python);
       const c = makeEngine(values);
       const info = c.engine.createRun(config);
       const signals = handleInterrupts(c.engine, () => [info.key]);
@@ -267,10 +301,10 @@ async function main(argv: string[]): Promise<number> {
       signals.dispose();
       const s = done.summary;
       process.stdout.write(
-        `\n${done.label}: ${done.state} at step ${s?.steps ?? done.step}` +
+        `\n${printable(done.label)}: ${done.state} at step ${s?.steps ?? done.step}` +
           (s?.final_loss !== null && s?.final_loss !== undefined ? `, final loss ${Number(s.final_loss.toPrecision(4))}` : '') +
           (s?.best_eval ? `, best eval ${s.best_eval.name} ${Number(s.best_eval.value.toPrecision(4))}` : '') +
-          `\nrun directory: ${done.dir}\n`,
+          `\nrun directory: ${printable(done.dir, 1000)}\n`,
       );
       printFailures([done]);
       return exitCodeOf([done], signals.interrupted());
@@ -283,7 +317,7 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`no runs under ${root}\n`);
         return 0;
       }
-      const rows = runs.map((r) => [r.key, r.method, r.state, `${r.step}/${r.steps}`, r.summary?.final_loss !== null && r.summary?.final_loss !== undefined ? String(Number(r.summary.final_loss.toPrecision(4))) : '—']);
+      const rows = runs.map((r) => [r.key, printable(r.method, 60), r.damaged ? `damaged: ${printable(r.damaged, 120)}` : r.state, `${r.step}/${r.steps}`, r.summary?.final_loss !== null && r.summary?.final_loss !== undefined ? String(Number(r.summary.final_loss.toPrecision(4))) : '—']);
       const header = ['run', 'method', 'state', 'step', 'final loss'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
@@ -292,23 +326,15 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'validate': {
       needConfig();
-      process.stdout.write(`${values.config}: valid against schema/run-config.schema.json\n`);
-      // The worker adds what a schema cannot check (paths exist, packages installed).
-      const root = projectRoot();
-      const python = pythonPath(values.python, root);
-      const nativeWorkerDir = process.env.RLORA_NATIVE_WORKER ?? join(root, 'native-worker');
-      const r = await execa(python, ['-m', 'riemannlora.worker', 'validate', '--config', resolve(values.config!)], {
-        cwd: workerCwd({ nativeWorkerDir }),
-        env: workerEnv({ nativeWorkerDir }),
-        reject: false,
-        all: true,
-      });
-      if (r.exitCode === undefined) {
-        process.stdout.write(`(worker check skipped: cannot run ${python}: ${r.shortMessage}; pass --python)\n`);
+      process.stdout.write(`${printable(values.config!, 500)}: valid against schema/run-config.schema.json\n`);
+      // The worker adds what a schema cannot check (paths exist, the device and memory, packages).
+      const check = await workerCheck(values.config!, values.python);
+      if (check.skipped) {
+        process.stdout.write(`(worker check skipped: ${check.skipped}; pass --python)\n`);
         return 0;
       }
-      if (r.all) process.stdout.write(`${r.all.trimEnd()}\n`);
-      return r.exitCode === 0 ? 0 : 2;
+      if (check.output) process.stdout.write(`${check.output}\n`);
+      return check.ok ? 0 : 2;
     }
     default:
       throw new UsageError(`unknown command ${command}; see --help`);
@@ -325,13 +351,13 @@ function exitAfterFlush(code: number): void {
 }
 
 main(process.argv.slice(2)).then(exitAfterFlush, (err: unknown) => {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`${err.message}\n`);
+  if (err instanceof ConfigError || err instanceof WorkerRefusal) {
+    process.stderr.write(`${printableLines(err.message)}\n`);
     exitAfterFlush(2);
     return;
   }
   if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-    process.stderr.write(`${(err as Error).message}\n(see --help)\n`);
+    process.stderr.write(`${printableLines((err as Error).message)}\n(see --help)\n`);
     exitAfterFlush(2);
     return;
   }

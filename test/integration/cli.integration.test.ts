@@ -1,6 +1,6 @@
 // The headless CLI's own behaviour (no worker needed): output on a pipe arrives whole.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,5 +27,26 @@ describe('node dist/cli.js', () => {
     expect(out.length).toBeGreaterThan(64 * 1024);
     expect(lines).toHaveLength(runs + 1); // the header and every run
     expect(lines.at(-1)).toMatch(/^many\/run-01999-x+ +adamw\+lora +queued/);
+  }, 120_000);
+
+  it('list shows damaged metadata as damaged and never crashes on it; names cannot reach the terminal raw', async () => {
+    const root = join(dir, 'damaged-runs');
+    const store = new RunStore(root);
+    const config: RunConfig = { task: { kind: 'synthetic-lowrank' }, adapter: { rank: 2 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5 } };
+    store.createExperiment({ id: 'e', name: 'e', kind: 'single' });
+    store.createRun('e', 'bad-status', config);
+    writeFileSync(join(root, 'e', 'bad-status', 'status.json'), '{"state": ');
+    store.createRun('e', 'bad-card', config);
+    writeFileSync(join(root, 'e', 'bad-card', 'run.json'), JSON.stringify({ version: 1, label: 'x', method: 'm', task: 't', steps: 5, created_at: 1, summary: { final_loss: 'low' } }));
+    store.createRun('e', 'evil-label', config, '\u001b]0;owned\u0007\u001b[2Jlabel');
+    mkdirSync(join(root, 'empty-exp'));
+    writeFileSync(join(root, 'empty-exp', 'experiment.json'), '{}');
+    const cli = await buildCli();
+    const r = spawnSync(process.execPath, [cli, 'list', '--out', root], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/e\/bad-status .*damaged: status\.json/);
+    expect(r.stdout).toMatch(/e\/bad-card .*damaged: run\.json/);
+    expect(r.stdout).toMatch(/e\/evil-label .*queued/);
+    expect(r.stdout + r.stderr).not.toContain(String.fromCharCode(0x1b));
   }, 120_000);
 });

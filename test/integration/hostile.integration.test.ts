@@ -1,0 +1,93 @@
+// The hostile-config corpus (schema/fixtures/hostile/cases.json) through the headless CLI: `validate` and
+// `run` refuse every case with exit 2, name the field (or the same line and column as the worker), print
+// no stack and no raw control character, stay small, and leave no file behind (`run` creates no runs
+// root). native-worker/tests/test_hostile_configs.py runs the same corpus through the worker.
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import corpus from '../../schema/fixtures/hostile/cases.json';
+import { buildCli, NATIVE_WORKER, WORKER_ENV, workerPython } from './helpers';
+
+interface Case {
+  id: string;
+  expect: string;
+  text?: string;
+  parts?: (string | [string, number])[];
+  encoding?: 'latin-1';
+  files?: Record<string, string | null>;
+}
+
+const CASES = (corpus as { cases: Case[] }).cases;
+const dir = mkdtempSync(join(tmpdir(), 'rlora-hostile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function materialize(c: Case, folder: string): string {
+  mkdirSync(folder, { recursive: true });
+  for (const [name, content] of Object.entries(c.files ?? {})) {
+    const path = join(folder, name);
+    if (name.endsWith('/')) mkdirSync(path, { recursive: true });
+    else {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, content ?? '');
+    }
+  }
+  const text = c.text ?? (c.parts ?? []).map((p) => (typeof p === 'string' ? p : p[0].repeat(p[1]))).join('');
+  const path = join(folder, 'config.json');
+  writeFileSync(path, Buffer.from(text, c.encoding === 'latin-1' ? 'latin1' : 'utf8'));
+  return path;
+}
+
+function listing(folder: string): string[] {
+  return (readdirSync(folder, { recursive: true }) as string[]).sort();
+}
+
+function cli(args: string[], cwd: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    // The worker check needs the project's interpreter; the CLI finds native-worker/ itself.
+    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, ...WORKER_ENV, RLORA_PYTHON: workerPython(), RLORA_NATIVE_WORKER: NATIVE_WORKER } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+const expected = (c: Case) => (c.expect === 'NOT_JSON' ? 'is not valid JSON' : c.expect);
+const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/; // eslint-disable-line no-control-regex
+
+describe('the CLI refuses every hostile config', () => {
+  it('has at least 60 cases', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(60);
+  });
+
+  it('validate and run: exit 2, the field or position named, no stack, nothing created', async () => {
+    const script = await buildCli();
+    const failures: string[] = [];
+    // Two at a time (two cores): each case is a separate folder, so they cannot disturb each other.
+    const queue = [...CASES];
+    const work = async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) {
+        const folder = join(dir, c.id);
+        const config = materialize(c, folder);
+        const before = listing(folder);
+        for (const command of [['validate', '--config', config], ['run', '--config', config, '--out', join(folder, 'runs')]]) {
+          const r = await cli([script, ...command], folder);
+          const problems = [
+            r.code !== 2 && `exit ${r.code}`,
+            !r.out.includes(expected(c)) && `no ${JSON.stringify(expected(c))}`,
+            /\n\s+at .+:\d+:\d+/.test(r.out) && 'a stack trace',
+            /Traceback/.test(r.out) && 'a Python traceback',
+            r.out.length >= 20_000 && `${r.out.length} characters of output`,
+            RAW_CONTROL.test(r.out) && 'a raw control character',
+            listing(folder).join('|') !== before.join('|') && `files left: ${listing(folder).filter((f) => !before.includes(f)).join(', ')}`,
+          ].filter(Boolean);
+          if (problems.length) failures.push(`${c.id} (${command[0]}): ${problems.join('; ')}\n${r.out.slice(0, 400)}`);
+        }
+      }
+    };
+    await Promise.all([work(), work()]);
+    expect(failures).toEqual([]);
+  }, 900_000);
+});
