@@ -59,8 +59,10 @@ describe('isWorkerOf', () => {
   it('is true only for a riemannlora worker whose --run-dir is this run directory', async () => {
     const { spawn } = await import('node:child_process');
     const dir = '/tmp/rlora-isworker/e/r';
-    // A process whose command line looks like the worker's (node ignores the arguments after -e's code).
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', '-m', 'riemannlora.worker', 'run', '--run-dir', dir], { stdio: 'ignore' });
+    // A process whose command line looks like the worker's. The `--` matters: without it node parses
+    // `-m` as one of its own options, exits at once ("bad option: -m") and the test only passed when it
+    // was faster than node's start-up.
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', '--', '-m', 'riemannlora.worker', 'run', '--run-dir', dir], { stdio: 'ignore' });
     try {
       await new Promise((r) => child.once('spawn', r));
       expect(processCommandLine(child.pid!)?.argv).toContain('riemannlora.worker');
