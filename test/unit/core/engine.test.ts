@@ -236,7 +236,7 @@ describe('Engine (stand-in worker)', () => {
   it('a watched run whose events.jsonl becomes unreadable is still settled when its worker dies; the failure is reported once', async () => {
     const { e } = engine({ FAKE_MODE: 'hold' });
     const info = e.createRun(config);
-    await until(() => e.store.readStatus(info.key)?.state === 'running');
+    await until(() => e.snapshot(info.key).train.length === 1); // the fake has written all it writes until a signal
     const events = join(info.dir, 'events.jsonl');
     rmSync(events);
     mkdirSync(events);
@@ -341,7 +341,7 @@ describe('one writer per run', () => {
     const states: string[] = [];
     e.on('run-updated', (i) => states.push(i.state));
     e.start(info.key); // launched: our worker exits 2 at once
-    const winner = await otherWindowsWorker(info.dir, { FAKE_START_DELAY_MS: '700' }); // alive, status not written yet
+    const winner = await otherWindowsWorker(info.dir, { FAKE_START_DELAY_MS: '1500' }); // alive, status not written yet
     await e.idle();
     expect(e.store.readStatus(info.key)?.state).toBe('queued');
     await until(() => e.get(info.key)?.state === 'running');

@@ -44,17 +44,19 @@ if (mode === 'silent-exit') {
   process.stderr.write('fake worker: giving up before writing anything\n');
   process.exit(3);
 }
-status({ state: 'running', started_at: now(), step: 0 });
 if (mode === 'hold') {
-  emit({ type: 'started', device: 'cpu', dtype: 'fp32', trainable_params: 10, total_params: 100, task: 'synthetic-lowrank', method: 'fake+fake', steps });
-  emit({ type: 'metric', step: 1, split: 'train', loss: 1 });
+  // The handler first: a test may send SIGINT as soon as status.json says running.
   process.on('SIGINT', () => {
     emit({ type: 'finished', status: 'stopped', summary: { steps: 1 } });
     status({ state: 'stopped', step: 1, ended_at: now(), exit_code: 0 });
     process.exit(0);
   });
+  status({ state: 'running', started_at: now(), step: 0 });
+  emit({ type: 'started', device: 'cpu', dtype: 'fp32', trainable_params: 10, total_params: 100, task: 'synthetic-lowrank', method: 'fake+fake', steps });
+  emit({ type: 'metric', step: 1, split: 'train', loss: 1 });
   await new Promise(() => setInterval(() => {}, 1 << 30)); // until the signal
 }
+status({ state: 'running', started_at: now(), step: 0 });
 emit({ type: 'started', device: 'cpu', dtype: 'fp32', trainable_params: 10, total_params: 100, task: 'synthetic-lowrank', method: 'fake+fake', steps });
 for (let s = 1; s <= steps; s++) {
   emit({ type: 'metric', step: s, split: 'train', loss: 1 / s, memory_bytes: 1000 + s });
