@@ -134,15 +134,15 @@ function handleInterrupts(engine: Engine, keys: () => string[]): { interrupted: 
 }
 
 function exitCodeOf(runs: RunInfo[], interrupted: boolean): number {
-  if (runs.some((r) => r.state === 'failed' || r.state === 'diverged')) return 1;
+  if (runs.some((r) => r.state === 'failed' || r.state === 'diverged' || r.state === 'damaged')) return 1;
   if (interrupted || runs.some((r) => r.state === 'stopped')) return 130;
   return 0;
 }
 
 function printFailures(runs: RunInfo[]): void {
   for (const r of runs) {
-    if (r.state !== 'failed' && r.state !== 'diverged') continue;
-    const e = r.last_error;
+    if (r.state !== 'failed' && r.state !== 'diverged' && r.state !== 'damaged') continue;
+    const e = r.damaged ? { kind: 'damaged', message: r.damaged, hint: undefined } : r.last_error;
     const why = e ? `${printable(e.kind, 40)}: ${printable(e.message, 2000)}${e.hint ? `\n  hint: ${printable(e.hint, 1000)}` : ''}` : 'no error recorded';
     process.stderr.write(`\n${printable(r.label)} ${r.state}: ${why}\n  run directory: ${printable(r.dir, 1000)}\n`);
   }

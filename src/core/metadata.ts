@@ -3,10 +3,7 @@
 // both written by the engine. A run folder is data that anyone can write (a repository can ship one, a
 // disk can corrupt one): a file that is not JSON or does not match its schema is reported with a reason,
 // never trusted and never allowed to crash a listing.
-import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { readFileSync } from 'node:fs';
-import experimentSchema from '../../schema/experiment.schema.json';
-import runCardSchema from '../../schema/run-card.schema.json';
 import type { ExperimentDoc } from './generated/experiment';
 import type { RunCard } from './generated/run-card';
 import type { RunStatus } from './generated/run-status';
@@ -18,68 +15,13 @@ export type MetadataFile = 'status.json' | 'run.json' | 'experiment.json';
 /** A metadata file read from disk: `absent`, `ok` with the document, or `damaged` with the reason. */
 export type MetadataRead<T> = { kind: 'absent' } | { kind: 'ok'; doc: T } | { kind: 'damaged'; reason: string };
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
-let compiled: { card: ValidateFunction; experiment: ValidateFunction } | undefined;
-const validators = () => (compiled ??= { card: ajv.compile(runCardSchema), experiment: ajv.compile(experimentSchema) });
-
-/** One readable line per problem: "<pointer>: <what is wrong>", like schemas.ts (values cut to 80 characters). */
-function describe(err: ErrorObject): string | undefined {
-  const p = err.params as Record<string, unknown>;
-  const schema = err.parentSchema as Record<string, unknown> | undefined;
-  const where = err.instancePath || '/';
-  const value = () => printable(JSON.stringify(err.data) ?? String(err.data), 80);
-  switch (err.keyword) {
-    case 'if':
-    case 'allOf':
-      return undefined;
-    case 'required':
-      return `${err.instancePath}/${String(p.missingProperty)}: is required`;
-    case 'const':
-      return `${where}: ${value()} is not allowed; allowed values: ${JSON.stringify(p.allowedValue)}`;
-    case 'enum':
-      return `${where}: ${value()} is not allowed; allowed values: ${(p.allowedValues as unknown[]).map((a) => JSON.stringify(a)).join(', ')}`;
-    case 'oneOf':
-    case 'anyOf':
-    case 'pattern':
-      if (typeof schema?.description === 'string') return `${where}: ${value()} is not valid: expected ${schema.description}`;
-      return `${where}: ${value()} ${err.message ?? 'is not valid'}`;
-    default:
-      return `${where}: ${value()} ${err.message ?? 'is not valid'}`;
-  }
-}
-
-/** Inside a failing oneOf that has a description, the branches' own errors are noise. */
-function underDescribedChoice(err: ErrorObject, all: ErrorObject[]): boolean {
-  return all.some(
-    (o) =>
-      (o.keyword === 'oneOf' || o.keyword === 'anyOf') &&
-      o !== err &&
-      typeof (o.parentSchema as Record<string, unknown> | undefined)?.description === 'string' &&
-      err.schemaPath.startsWith(o.schemaPath.replace(/\/(oneOf|anyOf)$/, '/$1/')),
-  );
-}
-
-function problems(fn: ValidateFunction, data: unknown): string[] {
-  if (fn(data)) return [];
-  const all = fn.errors ?? [];
-  const out = new Set<string>();
-  for (const err of all) {
-    if (underDescribedChoice(err, all)) continue;
-    const line = describe(err);
-    if (line) out.add(line);
-  }
-  return [...out].sort();
-}
-
 /** The problems of a document, one per line (empty: valid). */
 export function metadataProblems(file: MetadataFile, data: unknown): string[] {
-  if (file === 'status.json') {
-    return formatErrors(validate('status', data))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => printable(l, 300));
-  }
-  return problems(file === 'run.json' ? validators().card : validators().experiment, data);
+  const schema = ({ 'status.json': 'status', 'run.json': 'card', 'experiment.json': 'experiment' } as const)[file];
+  return formatErrors(validate(schema, data))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => printable(l, 300));
 }
 
 /** At most this many problems are named in a reason (the rest are counted). */

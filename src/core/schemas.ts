@@ -6,9 +6,11 @@ import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import runConfigSchema from '../../schema/run-config.schema.json';
 import workerEventSchema from '../../schema/worker-event.schema.json';
 import runStatusSchema from '../../schema/run-status.schema.json';
+import runCardSchema from '../../schema/run-card.schema.json';
+import experimentSchema from '../../schema/experiment.schema.json';
 import { pointerSegment, preview } from './jsonDocument';
 
-export type SchemaName = 'config' | 'event' | 'status';
+export type SchemaName = 'config' | 'event' | 'status' | 'card' | 'experiment';
 
 export interface SchemaError {
   /** JSON pointer of the field, "/" for the document itself. */
@@ -20,6 +22,8 @@ const SCHEMAS: Record<SchemaName, object> = {
   config: runConfigSchema,
   event: workerEventSchema,
   status: runStatusSchema,
+  card: runCardSchema,
+  experiment: experimentSchema,
 };
 
 // verbose: errors carry the offending value (err.data) and the schema node (err.parentSchema) the messages use.
