@@ -106,24 +106,11 @@ def _semantic_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
-_LOCAL_HINT_SUFFIXES = (".jsonl", ".json", ".txt")
-
-
-def looks_like_local_path(value: str) -> bool:
-    """True when a model/data string is clearly meant as a local path rather than a hub id."""
-    if value.startswith(("/", "./", "../", "~", ".\\", "..\\")) or "\\" in value:
-        return True
-    if len(value) > 1 and value[1] == ":":  # Windows drive letter
-        return True
-    if value.lower().endswith(_LOCAL_HINT_SUFFIXES):
-        return True
-    return value.count("/") > 1  # hub ids are "name" or "owner/name"
-
-
 def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     """Local model/data paths that do not exist or are not what the task reads (a model is a folder with
     a config.json, data is a file); hub ids are checked only when the run loads them."""
     from riemannlora.jsondoc import preview
+    from riemannlora.paths import looks_like_local_path
 
     task = config.get("task")
     if not isinstance(task, dict):
@@ -280,8 +267,8 @@ def _machine_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     needs more memory than the machine has. `run` refuses the same configs before it creates anything."""
     problems = []
     try:
+        from riemannlora.errors import WorkerError
         from riemannlora.training.device import resolve_device
-        from riemannlora.worker.errors import WorkerError
     except ImportError:  # the trainer is not importable: `run` will say why
         return []
     try:

@@ -11,8 +11,8 @@ import torch
 from worker_fixtures import assert_valid_events, make_tiny_llama, read_events, write_json
 
 from riemannlora.config import apply_defaults
+from riemannlora.errors import WorkerError
 from riemannlora.tasks.causal_lm import IGNORE, CausalLMTask
-from riemannlora.worker.errors import WorkerError
 from riemannlora.worker.run import run_command
 
 pytest.importorskip("transformers")

@@ -19,10 +19,10 @@ import pytest
 import torch
 from worker_fixtures import NATIVE, read_events, synthetic_config, write_json
 
+from riemannlora.errors import WorkerError
 from riemannlora.training.sampler import EpochSampler
 from riemannlora.worker import ddp
 from riemannlora.worker.distributed import DistContext
-from riemannlora.worker.errors import WorkerError
 from riemannlora.worker.run import run_command
 
 RTOL = 1e-5

@@ -254,7 +254,7 @@ def test_a_failed_checkpoint_write_is_a_disk_error(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EDQUOT])
 def test_disk_errnos_are_explained_as_disk(code):
-    from riemannlora.worker.errors import explain
+    from riemannlora.errors import explain
 
     wrapped = RuntimeError("saving failed")
     wrapped.__cause__ = OSError(code, os.strerror(code), "/runs/x/status.json")

@@ -19,7 +19,7 @@ _FALLBACK_TASK_FIELDS: dict[str, Any] = {"seq_len": 64}
 
 
 def _assets():
-    from riemannlora.worker.errors import WorkerError
+    from riemannlora.errors import WorkerError
 
     try:
         from riemannlora import assets
@@ -53,7 +53,7 @@ class BuiltinDefaultTask(CausalLMTask):
     kind = "builtin-default"
 
     def __init__(self, config: dict[str, Any]):
-        from riemannlora.worker.errors import WorkerError
+        from riemannlora.errors import WorkerError
 
         assets = _assets()
         model_dir = Path(assets.default_model_dir())

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from riemannlora.config import looks_like_local_path
-from riemannlora.worker.errors import WorkerError, require
+from riemannlora.errors import WorkerError, require
+from riemannlora.paths import looks_like_local_path
 
 from .base import Task
 

@@ -12,7 +12,7 @@ import torch
 
 def resolve_device(spec: str) -> torch.device:
     """`auto` -> cuda, then mps, then cpu. An explicit device that is not available is an error."""
-    from riemannlora.worker.errors import WorkerError
+    from riemannlora.errors import WorkerError
 
     mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if spec == "auto":

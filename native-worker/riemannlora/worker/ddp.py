@@ -33,8 +33,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from riemannlora.errors import WorkerError
 from riemannlora.worker.distributed import DistContext
-from riemannlora.worker.errors import WorkerError
 
 #: Steps between two factor checksums (env RIEMANNLORA_DDP_CHECK_INTERVAL; 0 disables the check).
 DEFAULT_CHECK_INTERVAL = 100

@@ -12,7 +12,7 @@ import platform
 import sys
 from typing import Any
 
-from riemannlora.worker.errors import PIP_NAMES, pip_command
+from riemannlora.errors import PIP_NAMES, pip_command
 
 OPTIONAL = {
     "transformers": "causal-lm and builtin-default tasks (Hugging Face models)",

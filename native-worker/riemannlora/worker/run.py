@@ -24,10 +24,7 @@ import time
 from typing import IO, Any
 
 from riemannlora.config import ConfigError, ConfigProblem, load_config, method_arguments
-from riemannlora.jsondoc import printable
-from riemannlora.worker import ddp
-from riemannlora.worker.distributed import DistContext
-from riemannlora.worker.errors import (
+from riemannlora.errors import (
     EXIT_CONFIG,
     EXIT_DISK,
     EXIT_DIVERGED,
@@ -37,6 +34,9 @@ from riemannlora.worker.errors import (
     WorkerError,
     explain,
 )
+from riemannlora.jsondoc import printable
+from riemannlora.worker import ddp
+from riemannlora.worker.distributed import DistContext
 from riemannlora.worker.events import EventWriter
 from riemannlora.worker.hold import ENV as HOLD_ENV
 from riemannlora.worker.hold import HoldPoint, HoldSpecError

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from riemannlora.config import config_differences
-from riemannlora.worker.errors import WorkerError
+from riemannlora.errors import WorkerError
 
 STATUS_VERSION = 1
 

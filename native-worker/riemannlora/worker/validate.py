@@ -11,8 +11,8 @@ import sys
 from typing import IO
 
 from riemannlora.config import ConfigError, apply_defaults, load_config_file, validate_config
+from riemannlora.errors import EXIT_CONFIG, EXIT_OK
 from riemannlora.jsondoc import printable
-from riemannlora.worker.errors import EXIT_CONFIG, EXIT_OK
 
 
 def validate_command(config_path: str, stdout: IO[str] | None = None) -> int:
