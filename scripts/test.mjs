@@ -82,6 +82,7 @@ const pytest = async () => {
 };
 
 const STAGES = [
+  ['catalogue', check('node', ['scripts/gen-catalogue.mjs', '--check'])],
   ['schema-types', check('node', ['scripts/gen-types.mjs', '--check'])],
   ['typecheck', check(join(BIN, 'tsc'), ['--noEmit', '-p', 'tsconfig.json'])],
   ['eslint', check(join(BIN, 'eslint'), ['.', '--max-warnings=0'])],

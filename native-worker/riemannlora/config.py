@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-RIEMANNIAN_OPTIMIZERS = ("riemannion", "riemannian-sgd", "riemannian-adam")
-
 
 class ConfigError(Exception):
     """A run config that cannot be used; `problems` lists every reason."""
@@ -150,20 +148,19 @@ def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     return problems
 
 
-ADAM_TYPE = ("adamw", "scaled-adamw", "loraplus", "riemannian-adam")
-
-
 def method_arguments(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Keyword arguments of `riemannlora.methods.setup_method` for a resolved config, and warnings.
 
     Fields the schema accepts but that mean nothing for the chosen optimizer are dropped with a warning
     (not an error, so that every schema-valid config runs): `adapter.alpha`/`rslora` with a Riemannian
-    optimizer (the scale lives in the point), `method.momentum` with an Adam-type optimizer (betas apply),
-    `method.momentum_store` with anything but Riemannion.
+    optimizer (the scale lives in the point), and `method.momentum`, `betas` or `momentum_store` with an
+    optimizer that does not take them (the catalogue's `params`, schema/methods.json).
     """
+    from riemannlora import catalogue
+
     method, adapter, train = config["method"], config["adapter"], config["train"]
     optimizer = method["optimizer"]
-    riemannian = optimizer in RIEMANNIAN_OPTIMIZERS
+    riemannian = catalogue.parametrization(optimizer) == "manifold"
     warnings: list[str] = []
     loi = method.get("loi", {})
     kwargs: dict[str, Any] = {
@@ -194,16 +191,21 @@ def method_arguments(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
         kwargs["rslora"] = False
     if riemannian and kwargs["alpha"] is not None:
         warnings.append(f"adapter.alpha is ignored by optimizer {optimizer} (the scale lives in the point)")
-    if optimizer in ADAM_TYPE and optimizer != "riemannian-adam" and kwargs["momentum"] is not None:
+    if kwargs["momentum"] is not None and not catalogue.takes(optimizer, "momentum"):
         warnings.append(
             f"method.momentum does not apply to optimizer {optimizer} (set method.betas); ignored"
         )
         kwargs["momentum"] = None
-    if optimizer != "riemannion" and kwargs["riemannion_momentum_store"] != "raw":
+    if "betas" in kwargs and not catalogue.takes(optimizer, "betas"):
+        warnings.append(
+            f"method.betas does not apply to optimizer {optimizer} (set method.momentum); ignored"
+        )
+        del kwargs["betas"]
+    if kwargs["riemannion_momentum_store"] != "raw" and not catalogue.takes(optimizer, "momentum_store"):
         warnings.append(
             f"method.momentum_store applies to optimizer riemannion only; ignored for {optimizer}"
         )
-    if optimizer != "riemannion":
+    if not catalogue.takes(optimizer, "momentum_store"):
         kwargs["riemannion_momentum_store"] = "raw"
     return kwargs, warnings
 
@@ -239,12 +241,6 @@ def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
             "riemannion_momentum_store": "/method/momentum_store",
         }.get(head, "/method")
         problems.append(ConfigProblem(field, text))
-    if kwargs["optimizer"] == "loraplus" and kwargs["loraplus_ratio"] < 1:
-        problems.append(
-            ConfigProblem(
-                "/method/loraplus_ratio", f"must be >= 1 (B's lr / A's lr) (got {kwargs['loraplus_ratio']})"
-            )
-        )
     return problems
 
 

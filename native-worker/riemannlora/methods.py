@@ -29,62 +29,29 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-INITS = ("loi", "lora", "pissa", "lora-ga", "gaussian")
-OPTIMIZERS = (
-    "riemannion",
-    "riemannian-sgd",
-    "riemannian-adam",
-    "adamw",
-    "sgd",
-    "scaled-adamw",
-    "muon",
-    "loraplus",
-)
-RIEMANNIAN = ("riemannion", "riemannian-sgd", "riemannian-adam")
+from . import catalogue
+
+# What a method is comes from the catalogue (schema/methods.json); these names are its views.
+INITS = catalogue.inits()
+OPTIMIZERS = catalogue.optimizers()
+RIEMANNIAN = catalogue.riemannian()
 MOMENTUM_STORES = ("raw", "orthogonalized")
 
-# Each optimizer's own default learning rate. Riemannion, Adam (LoRA), Muon and RPrecAdamW (ScaledAdamW)
-# are the values of arXiv 2507.12142 §8 (Llama-3-8B, r = 16); LoRA+ uses a half-size η_A as Hayou et al.
-# advise with ratio 16; the SGD family (no published values at this scale) starts at 1e-2 (Riemannian SGD's
-# own default), and the Adam-like Riemannian SGD, whose steps have unit norm per factor, at 1e-3.
-DEFAULT_LR: dict[str, float] = {
-    "riemannion": 1e-4,
-    "riemannian-sgd": 1e-2,
-    "riemannian-adam": 1e-3,
-    "adamw": 2e-4,
-    "sgd": 1e-2,
-    "scaled-adamw": 5e-4,
-    "muon": 5e-4,
-    "loraplus": 1e-4,
-}
+# Each optimizer's own default learning rate (the catalogue's `lr.default`): Riemannion, Adam (LoRA), Muon
+# and RPrecAdamW (ScaledAdamW) are the values of arXiv 2507.12142 §8 (Llama-3-8B, r = 16); LoRA+ uses a
+# half-size η_A as Hayou et al. advise with ratio 16; the SGD family (no published values at this scale)
+# starts at 1e-2 (Riemannian SGD's own default), and the Adam-like Riemannian SGD, whose steps have unit
+# norm per factor, at 1e-3.
+DEFAULT_LR: dict[str, float] = {o: catalogue.default_lr(o) for o in OPTIMIZERS}
 
 # Heavy-ball methods default to 0.9 (Riemannion's paper value; SGD alike, for a like-for-like comparison);
-# Muon to 0.95.
+# Muon to 0.95. Only the optimizers that take a momentum have an entry.
 _DEFAULT_MOMENTUM = {
-    "riemannion": 0.9,
-    "riemannian-sgd": 0.9,
-    "riemannian-adam": 0.9,
-    "sgd": 0.9,
-    "muon": 0.95,
+    o: catalogue.param_default(o, "momentum") for o in OPTIMIZERS if catalogue.takes(o, "momentum")
 }
 
-_INIT_NAMES = {
-    "loi": "LOI (locally optimal, BackPropRSVD)",
-    "lora": "LoRA (kaiming A, zero B)",
-    "pissa": "PiSSA (top-r SVD of W)",
-    "lora-ga": "LoRA-GA (SVD of the first gradient, stable scaling)",
-    "gaussian": "Gaussian A, zero B",
-}
-_OPT_NAMES = {
-    "riemannion": "Riemannion",
-    "riemannian-sgd": "Riemannian SGD",
-    "riemannian-adam": "Riemannian SGD (Adam-like)",
-    "adamw": "AdamW",
-    "sgd": "SGD",
-    "scaled-adamw": "ScaledAdamW (Zhang & Pilanci)",
-    "muon": "Muon per factor",
-    "loraplus": "LoRA+ (AdamW)",
-}
+_INIT_NAMES = {i: catalogue.init(i)["label"] for i in INITS}
+_OPT_NAMES = {o: catalogue.optimizer(o)["label"] for o in OPTIMIZERS}
 
 
 @dataclass
@@ -121,10 +88,12 @@ def validate_method(
     _choice("optimizer", optimizer, OPTIMIZERS)
     _choice("riemannion_momentum_store", riemannion_momentum_store, MOMENTUM_STORES)
     riemannian = optimizer in RIEMANNIAN
-    if riemannian and init == "gaussian":
+    if not catalogue.starts(init, optimizer):
+        allowed = ", ".join(repr(i) for i in INITS if catalogue.starts(i, optimizer))
         raise ValueError(
-            f"init='gaussian' does not apply to optimizer={optimizer!r}: a zero-B start is not a point of "
-            "M_r and the distribution of A is irrelevant there; use init='lora' (the method.md §5 start)"
+            f"init={init!r} does not apply to optimizer={optimizer!r}: it cannot start the "
+            f"{catalogue.parametrization(optimizer)} parametrization (a zero-B start is not a point of M_r); "
+            f"use one of {allowed} (init='lora' starts from a tiny random point of M_r)"
         )
     if riemannian and dora:
         raise ValueError(f"dora=True needs a factor optimizer (adamw, sgd, ...), not optimizer={optimizer!r}")

@@ -4,28 +4,10 @@
 // before anything is written.
 import * as vscode from 'vscode';
 import { checkConfig, ConfigError, parseConfigText, type RunConfig } from '../core/config';
+import { INITS, isRiemannian, OPTIMIZERS, takes } from '../core/catalogue';
 import { CONFIG_GLOB } from '../experiments/tree';
 
 type Method = RunConfig['method'];
-
-export const INITS: { id: Method['init']; detail: string }[] = [
-  { id: 'loi', detail: 'Locally optimal initialization (BackPropRSVD): RiemannLoRA’s default' },
-  { id: 'lora', detail: 'Kaiming A, zero B (classic LoRA)' },
-  { id: 'pissa', detail: 'Top-r SVD of the pretrained weight' },
-  { id: 'lora-ga', detail: 'SVD of the first full gradient' },
-  { id: 'gaussian', detail: 'Gaussian A, zero B' },
-];
-
-export const OPTIMIZERS: { id: Method['optimizer']; detail: string; riemannian: boolean }[] = [
-  { id: 'riemannion', detail: 'Muon on the fixed-rank manifold (RiemannLoRA)', riemannian: true },
-  { id: 'riemannian-sgd', detail: 'Riemannian heavy-ball SGD', riemannian: true },
-  { id: 'riemannian-adam', detail: 'Riemannian Adam-like normalized step', riemannian: true },
-  { id: 'adamw', detail: 'AdamW on the LoRA factors', riemannian: false },
-  { id: 'sgd', detail: 'SGD on the LoRA factors', riemannian: false },
-  { id: 'scaled-adamw', detail: 'Scaled AdamW (Zhang & Pilanci preconditioning)', riemannian: false },
-  { id: 'muon', detail: 'Muon per factor', riemannian: false },
-  { id: 'loraplus', detail: 'LoRA+: AdamW with B’s learning rate × ratio', riemannian: false },
-];
 
 const RANKS = [1, 2, 4, 8, 16, 32, 64, 128];
 
@@ -62,9 +44,9 @@ export async function pickOptimizer(current?: Method['optimizer']): Promise<Meth
   const pick = await vscode.window.showQuickPick(
     [
       { label: 'Riemannian (on the fixed-rank manifold)', kind: vscode.QuickPickItemKind.Separator },
-      ...OPTIMIZERS.filter((o) => o.riemannian).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
+      ...OPTIMIZERS.filter((o) => isRiemannian(o.id)).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
       { label: 'LoRA baselines (on the factors)', kind: vscode.QuickPickItemKind.Separator },
-      ...OPTIMIZERS.filter((o) => !o.riemannian).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
+      ...OPTIMIZERS.filter((o) => !isRiemannian(o.id)).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
     ],
     { title: 'Optimizer' },
   );
@@ -221,7 +203,11 @@ export async function configureOptimizer(arg?: vscode.Uri): Promise<void> {
   if (!optimizer) return;
   await editConfigFile(uri, (c) => {
     c.method.optimizer = optimizer;
-    // Optimizer-specific options of the old optimizer would be ignored or refused: drop them with it.
+    // The old optimizer's learning rate and the options the new one does not take would be ignored or
+    // refused: drop them with it (the catalogue says which options an optimizer takes).
     delete c.method.lr;
+    for (const key of ['momentum', 'betas', 'momentum_store', 'loraplus_ratio'] as const) {
+      if (!takes(optimizer, key)) delete c.method[key];
+    }
   });
 }

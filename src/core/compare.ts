@@ -8,6 +8,7 @@
 //   speedup         baseline's steps to target / this run's steps to target (> 1: reaches it sooner)
 // Smoothing keeps one lucky mini-batch from deciding "reached": the baseline reaches its own final loss at
 // or before its last step by construction.
+import { isRiemannian, takes } from './catalogue';
 import { checkConfig } from './config';
 import type { RunConfig } from './generated/run-config';
 import type { RunSummary } from './runStore';
@@ -37,9 +38,6 @@ export const DEFAULT_METHODS: readonly MethodPreset[] = [
 /** The method every other run is measured against (its final loss is the target). */
 export const DEFAULT_BASELINE = 'lora-adamw';
 
-const USES_MOMENTUM: readonly Method['optimizer'][] = ['riemannion', 'riemannian-sgd', 'sgd', 'muon'];
-const USES_BETAS: readonly Method['optimizer'][] = ['adamw', 'scaled-adamw', 'loraplus', 'riemannian-adam'];
-
 /**
  * The config of a sibling run: the same task, adapter, budget and schedule, the preset's initialization
  * and optimizer, and optimizer-specific options only where they apply. Without a preset lr the learning
@@ -53,14 +51,14 @@ export function siblingConfig(base: RunConfig, preset: MethodPreset): RunConfig 
   }
   if (preset.lr !== undefined) method.lr = preset.lr;
   else if (m.lr !== undefined && m.optimizer === preset.optimizer) method.lr = m.lr;
-  if (m.momentum !== undefined && USES_MOMENTUM.includes(preset.optimizer)) method.momentum = m.momentum;
-  if (m.betas !== undefined && USES_BETAS.includes(preset.optimizer)) method.betas = m.betas;
-  if (m.momentum_store !== undefined && preset.optimizer === 'riemannion') method.momentum_store = m.momentum_store;
-  if (m.loraplus_ratio !== undefined && preset.optimizer === 'loraplus') method.loraplus_ratio = m.loraplus_ratio;
+  // Optimizer-specific fields travel only to the optimizers that take them (the catalogue's `params`).
+  for (const key of ['momentum', 'betas', 'momentum_store', 'loraplus_ratio'] as const) {
+    if (m[key] !== undefined && takes(preset.optimizer, key)) (method as Record<string, unknown>)[key] = m[key];
+  }
   if (m.loi !== undefined && preset.init === 'loi') method.loi = m.loi;
   const config = { ...structuredClone(base), method } as RunConfig;
   config.name = `${base.name ?? base.task.kind} · ${preset.label}`.slice(0, 120);
-  if (config.adapter.dora && ['riemannion', 'riemannian-sgd', 'riemannian-adam'].includes(preset.optimizer)) {
+  if (config.adapter.dora && isRiemannian(preset.optimizer)) {
     config.adapter = { ...config.adapter, dora: false };
   }
   return checkConfig(config, `comparison run ${preset.label}`);

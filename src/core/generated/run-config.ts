@@ -66,7 +66,7 @@ export type Method = {
    */
   init: 'loi' | 'lora' | 'pissa' | 'lora-ga' | 'gaussian';
   /**
-   * riemannion: Muon on the fixed-rank manifold. riemannian-sgd / riemannian-adam: v1 heavy ball, plain or Adam-like normalized. adamw / sgd: on LoRA factors. scaled-adamw: Zhang & Pilanci preconditioning. muon: Muon per factor. loraplus: AdamW with B's learning rate x ratio.
+   * riemannion: Muon on the fixed-rank manifold. riemannian-sgd: Riemannian heavy-ball SGD (v1). riemannian-adam: Riemannian Adam-like normalized step (v1). adamw: AdamW on the LoRA factors. sgd: SGD on the LoRA factors. scaled-adamw: AdamW with r x r preconditioning (Zhang & Pilanci). muon: Muon on each LoRA factor. loraplus: AdamW with B's learning rate x ratio.
    */
   optimizer:
     'riemannion' | 'riemannian-sgd' | 'riemannian-adam' | 'adamw' | 'sgd' | 'scaled-adamw' | 'muon' | 'loraplus';

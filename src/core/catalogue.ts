@@ -1,0 +1,56 @@
+// The method catalogue (schema/methods.json), read where the engine and the editor need it: every
+// initialization and optimizer with its label, family, the method fields it takes, its default learning
+// rate and learning-rate search range. native-worker/riemannlora/catalogue.py reads the same file;
+// scripts/gen-catalogue.mjs writes the schema's enums and rules and package.json's setting enums from it.
+import methods from '../../schema/methods.json';
+import type { RunConfig } from './generated/run-config';
+
+export type InitId = RunConfig['method']['init'];
+export type OptimizerId = RunConfig['method']['optimizer'];
+export type Parametrization = 'manifold' | 'factors';
+/** A method field that only some optimizers take. */
+export type OptimizerParam = 'momentum' | 'betas' | 'momentum_store' | 'loraplus_ratio' | 'weight_decay';
+
+export interface InitEntry {
+  id: InitId;
+  label: string;
+  summary: string;
+  detail: string;
+  parametrizations: Parametrization[];
+  gradient_based: boolean;
+}
+
+export interface OptimizerEntry {
+  id: OptimizerId;
+  label: string;
+  family: 'riemannian' | 'factor';
+  summary: string;
+  detail: string;
+  reference: string;
+  lr: { default: number; search: [number, number] };
+  params: Partial<Record<OptimizerParam, { default?: number | string; minimum?: number }>>;
+}
+
+const doc = methods as unknown as {
+  families: Record<OptimizerEntry['family'], { parametrization: Parametrization; label: string }>;
+  inits: InitEntry[];
+  optimizers: OptimizerEntry[];
+};
+
+export const INITS: readonly InitEntry[] = doc.inits;
+export const OPTIMIZERS: readonly OptimizerEntry[] = doc.optimizers;
+
+export function optimizer(id: OptimizerId): OptimizerEntry {
+  const found = OPTIMIZERS.find((o) => o.id === id);
+  if (!found) throw new RangeError(`unknown optimizer ${JSON.stringify(id)}; known: ${OPTIMIZERS.map((o) => o.id).join(', ')}`);
+  return found;
+}
+
+export const parametrization = (id: OptimizerId): Parametrization => doc.families[optimizer(id).family].parametrization;
+export const isRiemannian = (id: OptimizerId): boolean => parametrization(id) === 'manifold';
+/** Whether `method.<param>` means something for this optimizer (the worker drops it with a warning otherwise). */
+export const takes = (id: OptimizerId, param: OptimizerParam): boolean => param in optimizer(id).params;
+/** Whether `init` can start the parametrization that `opt` trains. */
+export const starts = (init: InitId, opt: OptimizerId): boolean => (INITS.find((i) => i.id === init)?.parametrizations ?? []).includes(parametrization(opt));
+export const defaultLr = (id: OptimizerId): number => optimizer(id).lr.default;
+export const lrSearchRange = (id: OptimizerId): [number, number] => optimizer(id).lr.search;
