@@ -179,3 +179,30 @@ def test_setup_refuses_an_already_injected_model():
     model, _ = build("lora", "adamw")
     with pytest.raises(ValueError, match="already has adapter layers"):
         setup_method(copy.deepcopy(model), rank=2, target_modules=["fc1"])
+
+
+def test_the_catalogue_is_what_the_trainer_builds():
+    """schema/methods.json (riemannlora.catalogue) and the trainer agree: every optimizer builds, with
+    the catalogue's default lr and momentum, on the catalogue's parametrization."""
+    from riemannlora import catalogue
+    from riemannlora.config import method_arguments
+
+    for optimizer in catalogue.optimizers():
+        _, s = build("lora", optimizer)
+        assert s.lr == catalogue.default_lr(optimizer)
+        assert s.parametrization == catalogue.parametrization(optimizer)
+        momentum = catalogue.param_default(optimizer, "momentum")
+        if momentum is not None and "momentum" in s.optimizer.param_groups[0]:
+            assert s.optimizer.param_groups[0]["momentum"] == momentum
+        # a field the optimizer does not take is dropped with a warning, never passed on
+        cfg = {
+            "adapter": {"rank": 2},
+            "method": {"init": "lora", "optimizer": optimizer, "momentum": 0.5, "betas": [0.8, 0.9]},
+            "train": {},
+        }
+        kwargs, warnings = method_arguments(cfg)
+        assert (kwargs["momentum"] is not None) == catalogue.takes(optimizer, "momentum")
+        assert ("betas" in kwargs) == catalogue.takes(optimizer, "betas")
+        assert len(warnings) == (not catalogue.takes(optimizer, "momentum")) + (
+            not catalogue.takes(optimizer, "betas")
+        )
