@@ -1,11 +1,12 @@
 """Run configuration: load, validate against the shared JSON Schema, apply defaults.
 
 The schema `schema/run-config.schema.json` is the one contract between the extension, the headless CLI
-and the worker (DESIGN.md, "Run config"). Schema validation is `riemannlora.schemas.validate` (jsonschema
-Draft 2020-12; the schema is found in the repository / VSIX layout `<package>/../../schema/` or in
-$RIEMANNLORA_SCHEMA_DIR). This module adds what a schema cannot say (relations between fields, local paths
-that do not exist), applies the defaults, and returns `ConfigProblem`s that name the JSON pointer of the
-field, what is wrong and what is allowed, so that `validate` and `run` say exactly what to fix.
+and the worker (docs/architecture.md, "Run config"). Schema validation is `riemannlora.schemas.validate`
+(jsonschema Draft 2020-12; the schema is found in the repository / VSIX layout `<package>/../../schema/`
+or in $RIEMANNLORA_SCHEMA_DIR). This module adds what a schema cannot say (the relations between fields
+of schema/rules.json, what this machine has: local paths, the device, memory), applies the defaults, and
+returns `ConfigProblem`s that name the JSON pointer of the field, what is wrong and what is allowed, so
+that `validate` and `run` say exactly what to fix.
 
 Importing this module does not import torch; only the deep check (the trainer's own init x optimizer
 rules, `riemannlora.methods.validate_method`) does.
@@ -14,9 +15,7 @@ rules, `riemannlora.methods.validate_method`) does.
 from __future__ import annotations
 
 import copy
-import json
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ class ConfigProblem:
 
     field: str
     message: str
-    kind: str = "config"  # "config" for schema/semantic problems, "missing-path" for absent files
+    kind: str = "config"  # "config" for schema or rule problems, "missing-path" for absent files
 
     def text(self) -> str:
         return f"{self.field or '/'}: {self.message}"
@@ -56,52 +55,12 @@ def load_schema() -> dict[str, Any]:
     return _load("config")
 
 
-def _choices(values: Iterable[Any]) -> str:
-    return ", ".join(json.dumps(v) for v in values)
-
-
 def _semantic_problems(config: dict[str, Any]) -> list[ConfigProblem]:
-    """Rules the schema cannot say: relations between fields. Run on a schema-valid config only."""
-    problems: list[ConfigProblem] = []
-    task = config["task"]
-    adapter = config["adapter"]
-    train = config["train"]
-    method = config["method"]
-    if task["kind"] == "synthetic-lowrank":
-        syn = task.get("synthetic", {})
-        width = syn.get("width", 64)
-        if syn.get("target_rank", 4) > width:
-            problems.append(
-                ConfigProblem(
-                    "/task/synthetic/target_rank",
-                    f"must be <= width ({width}) (got {syn.get('target_rank')})",
-                )
-            )
-        if adapter["rank"] > width:
-            problems.append(
-                ConfigProblem(
-                    "/adapter/rank", f"must be <= the synthetic width ({width}) (got {adapter['rank']})"
-                )
-            )
-        if isinstance(adapter.get("target_modules"), list):
-            names = [f"layers.{i}" for i in range(syn.get("depth", 3))]
-            bad = [
-                t for t in adapter["target_modules"] if not any(n == t or n.endswith("." + t) for n in names)
-            ]
-            if bad:
-                problems.append(
-                    ConfigProblem(
-                        "/adapter/target_modules",
-                        f"no layer of the synthetic network matches {_choices(bad)}; its layers are "
-                        f'{", ".join(names)} (or use "all-linear")',
-                    )
-                )
-    warmup = method.get("warmup_steps", 0)
-    if warmup > train["steps"]:
-        problems.append(
-            ConfigProblem("/method/warmup_steps", f"must be <= train.steps ({train['steps']}) (got {warmup})")
-        )
-    return problems
+    """Rules the schema cannot say, relations between fields (schema/rules.json, riemannlora.rules: the
+    same table the TypeScript side evaluates). Run on a schema-valid config only."""
+    from riemannlora import rules
+
+    return [ConfigProblem(field, message) for field, message in rules.problems(config)]
 
 
 def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:

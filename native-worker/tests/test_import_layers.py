@@ -2,7 +2,7 @@
 
 Imports inside functions count too (a lazy import is still a dependency). Layers, bottom first:
 
-    0  errors, jsondoc, paths, schemas, catalogue, assets, geometry   vocabulary, pure helpers
+    0  errors, jsondoc, paths, schemas, catalogue, rules, assets, geometry   vocabulary, helpers
     1  adapters                                             LoRA layers on the manifold point
     2  init, optim, peft_io                                  what acts on adapters
     3  methods, tasks, training                              a method = init x optimizer; data; the loop
@@ -22,7 +22,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "riemannlora"
 LAYERS = [
-    {"errors", "jsondoc", "paths", "schemas", "catalogue", "assets", "geometry"},
+    {"errors", "jsondoc", "paths", "schemas", "catalogue", "rules", "assets", "geometry"},
     {"adapters"},
     {"init", "optim", "peft_io"},
     {"methods", "tasks", "training"},

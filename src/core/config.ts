@@ -1,9 +1,11 @@
-// Run configs (DESIGN.md "Run config"): load a JSON file, validate it against schema/run-config.schema.json
-// with errors that name the field and the allowed values, and fill in the schema's defaults.
+// Run configs (docs/architecture.md "Run config"): load a JSON file, validate it against
+// schema/run-config.schema.json and the rules between fields (schema/rules.json) with errors that name the
+// field and the allowed values, and fill in the schema's defaults.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { RunConfig } from './generated/run-config';
 import { DocumentError, documentLimits, parseBytes, parseText } from './jsonDocument';
+import { ruleErrors } from './rules';
 import { formatErrors, schemaJson, validate, type SchemaError } from './schemas';
 
 export type { RunConfig } from './generated/run-config';
@@ -18,8 +20,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** The problems of a config document ([] when valid). */
-export const configErrors = (data: unknown): SchemaError[] => validate('config', data);
+/** The problems of a config document ([] when valid): the schema, then the rules between fields. */
+export function configErrors(data: unknown): SchemaError[] {
+  const errors = validate('config', data);
+  // The rules between fields (schema/rules.json) are read on a schema-valid config only, like the worker.
+  return errors.length ? errors : ruleErrors(data);
+}
 
 /** Validates and returns the config typed; throws ConfigError listing every problem. */
 export function checkConfig(data: unknown, source?: string): RunConfig {
@@ -83,7 +89,7 @@ export function loadConfig(path: string): RunConfig {
     throw new ConfigError([{ path: '/', message: `cannot read the file: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }], path);
   }
   // Absolute, so that relative task paths are resolved against the file's folder even when the file
-  // was named relative to the current folder (`--config examples/x.rlora.json`).
+  // was named relative to the current folder (`--config examples/synthetic.rlora.json`).
   return checked(parseDocument(() => parseBytes(data, limits, 'the config file'), path), resolve(path));
 }
 

@@ -34,7 +34,7 @@ test('from the VSIX: the examples show in the tree; Run Demo Comparison: runs co
   await s.start();
   // What the VSIX installed: the bundles, the worker's sources and the schemas; no node_modules (the
   // bundle holds what it needs).
-  for (const f of ['dist/extension.js', 'dist/webview/run.js', 'dist/webview/compare.css', 'native-worker/riemannlora/worker/__main__.py', 'native-worker/riemannlora/assets/default/model/model.safetensors', 'schema/run-config.schema.json', 'schema/worker-event.schema.json', 'schema/methods.json']) {
+  for (const f of ['dist/extension.js', 'dist/webview/run.js', 'dist/webview/compare.css', 'native-worker/riemannlora/worker/__main__.py', 'native-worker/riemannlora/assets/default/model/model.safetensors', 'schema/run-config.schema.json', 'schema/worker-event.schema.json', 'schema/methods.json', 'schema/rules.json']) {
     expect(existsSync(join(s.installed, f)), f).toBe(true);
   }
   expect(existsSync(join(s.installed, 'node_modules'))).toBe(false);

@@ -1,0 +1,93 @@
+// Validate and run agree, in both languages: every hostile config that is not about this machine
+// (schema/fixtures/hostile/cases.json without `machine`) gets the same verdict and the same field
+// pointers from the TypeScript side (the CLI's loadConfig, the engine's createRun) and from the worker's
+// `validate` (one process for the whole corpus). The rules live in one place (the schema, schema/rules.json,
+// schema/methods.json): this test fails when one side grows a rule the other does not have.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import corpus from '../../schema/fixtures/hostile/cases.json';
+import { ConfigError, loadConfig, type RunConfig } from '../../src/core/config';
+import { Engine } from '../../src/core/engine';
+import { DocumentError, parseBytes } from '../../src/core/jsonDocument';
+import { NATIVE_WORKER, WORKER_ENV, workerPython } from './helpers';
+
+interface Case {
+  id: string;
+  text?: string;
+  parts?: (string | [string, number])[];
+  encoding?: 'latin-1';
+  files?: Record<string, string | null>;
+  machine?: boolean;
+}
+
+const CASES = (corpus as { cases: Case[] }).cases.filter((c) => !c.machine);
+const dir = mkdtempSync(join(tmpdir(), 'rlora-parity-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function materialize(c: Case): string {
+  const folder = join(dir, c.id);
+  mkdirSync(folder, { recursive: true });
+  for (const [name, content] of Object.entries(c.files ?? {})) {
+    if (name.endsWith('/')) mkdirSync(join(folder, name), { recursive: true });
+    else {
+      mkdirSync(dirname(join(folder, name)), { recursive: true });
+      writeFileSync(join(folder, name), content ?? '');
+    }
+  }
+  const text = c.text ?? (c.parts ?? []).map((p) => (typeof p === 'string' ? p : p[0].repeat(p[1]))).join('');
+  writeFileSync(join(folder, 'config.json'), Buffer.from(text, c.encoding === 'latin-1' ? 'latin1' : 'utf8'));
+  return join(folder, 'config.json');
+}
+
+const pointers = (paths: string[]) => [...new Set(paths.map((p) => p || '/'))].sort();
+
+describe('one verdict for every entry point', () => {
+  it('the TypeScript side and the worker name the same fields for every non-machine hostile config', () => {
+    expect(CASES.length).toBeGreaterThanOrEqual(40);
+    const files = CASES.map(materialize);
+    const r = spawnSync(workerPython(), ['-P', '-m', 'riemannlora.worker', 'validate', ...files.flatMap((f) => ['--config', f])], {
+      cwd: NATIVE_WORKER,
+      env: { ...process.env, ...WORKER_ENV, PYTHONPATH: NATIVE_WORKER },
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
+    expect(r.status).toBe(2);
+    const verdicts = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { valid: boolean; problems: { field: string }[] });
+    expect(verdicts).toHaveLength(CASES.length);
+
+    const engine = new Engine({ root: join(dir, 'runs'), python: workerPython(), nativeWorkerDir: NATIVE_WORKER });
+    const disagreements: string[] = [];
+    CASES.forEach((c, i) => {
+      const worker = pointers(verdicts[i]!.problems.map((p) => p.field));
+      let cli: string[] = [];
+      try {
+        loadConfig(files[i]!);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        cli = pointers(err.errors.map((e) => e.path));
+      }
+      if (verdicts[i]!.valid || !cli.length || cli.join() !== worker.join()) disagreements.push(`${c.id}: cli ${cli.join(' ') || 'valid'} / worker ${worker.join(' ') || 'valid'}`);
+      // The engine takes parsed objects: the same verdict for every document that parses.
+      let doc: unknown;
+      try {
+        doc = parseBytes(readFileSync(files[i]!));
+      } catch (err) {
+        if (err instanceof DocumentError) return;
+        throw err;
+      }
+      try {
+        engine.createRun(doc as RunConfig, { start: false });
+        disagreements.push(`${c.id}: the engine created the run`);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        const eng = pointers(err.errors.map((e) => e.path));
+        if (eng.join() !== worker.join()) disagreements.push(`${c.id}: engine ${eng.join(' ')} / worker ${worker.join(' ')}`);
+      }
+    });
+    engine.dispose();
+    expect(disagreements).toEqual([]);
+  }, 300_000);
+});
