@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Writes what the method catalogue (schema/methods.json) decides into the files that cannot read it at run
 // time: the run-config schema (init and optimizer enums and descriptions, the init x optimizer rule, the
-// DoRA rule, loraplus_ratio's bounds) and package.json (the settings' enums and enum descriptions). The
+// DoRA rules, loraplus_ratio's bounds) and package.json (the settings' enums and enum descriptions). The
 // TypeScript engine (src/core/catalogue.ts) and the worker (riemannlora/catalogue.py) read the catalogue
 // itself. Run scripts/gen-types.mjs afterwards: the generated types follow the schema.
 //   node scripts/gen-catalogue.mjs            (re)write schema/run-config.schema.json and package.json
@@ -45,11 +45,12 @@ function schema() {
     method.properties.loraplus_ratio = { ...rest, minimum: ratio.minimum, default: ratio.default };
   }
   const factor = optimizers.filter((o) => family(o).parametrization === 'factors').map((o) => o.id);
+  const zeroProduct = inits.filter((i) => i.zero_product).map((i) => i.id);
   doc.allOf = [
     {
-      description: 'DoRA is a factor parametrization: Riemannian optimizers cannot train it.',
+      description: 'DoRA is a factor parametrization that starts from B·A = 0: Riemannian optimizers cannot train it, and a start away from zero needs a frozen offset that its norm does not support.',
       if: { properties: { adapter: { properties: { dora: { const: true } }, required: ['dora'] } }, required: ['adapter'] },
-      then: { properties: { method: { properties: { optimizer: { enum: factor } } } } },
+      then: { properties: { method: { properties: { optimizer: { enum: factor }, init: { enum: zeroProduct } } } } },
     },
   ];
   return doc;

@@ -18,6 +18,8 @@ export interface InitEntry {
   detail: string;
   parametrizations: Parametrization[];
   gradient_based: boolean;
+  /** Starts with B·A = 0 (the only start DoRA supports). */
+  zero_product: boolean;
 }
 
 export interface OptimizerEntry {

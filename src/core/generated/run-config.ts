@@ -96,7 +96,7 @@ export type Method = {
     oversample?: number;
     power_iters?: number;
     /**
-     * alpha of method.md section 5; null: -0.01/sqrt(r).
+     * alpha of docs/method.md §5; null: -0.01/sqrt(r).
      */
     scale?: number | null;
     batches?: number;
