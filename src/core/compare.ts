@@ -8,7 +8,7 @@
 //   speedup         baseline's steps to target / this run's steps to target (> 1: reaches it sooner)
 // Smoothing keeps one lucky mini-batch from deciding "reached": the baseline reaches its own final loss at
 // or before its last step by construction.
-import { isRiemannian, takes } from './catalogue';
+import { INITS, isRiemannian, takes } from './catalogue';
 import { checkConfig } from './config';
 import type { RunConfig } from './generated/run-config';
 import type { RunSummary } from './runStore';
@@ -27,7 +27,7 @@ export interface MethodPreset {
   lr?: number;
 }
 
-/** The main comparison: RiemannLoRA against three LoRA baselines (reference/baselines.md). */
+/** The main comparison: RiemannLoRA against three LoRA baselines (docs/baselines.md). */
 export const DEFAULT_METHODS: readonly MethodPreset[] = [
   { id: 'riemannlora', label: 'RiemannLoRA', init: 'loi', optimizer: 'riemannion' },
   { id: 'lora-adamw', label: 'LoRA-AdamW', init: 'lora', optimizer: 'adamw' },
@@ -58,7 +58,8 @@ export function siblingConfig(base: RunConfig, preset: MethodPreset): RunConfig 
   if (m.loi !== undefined && preset.init === 'loi') method.loi = m.loi;
   const config = { ...structuredClone(base), method } as RunConfig;
   config.name = `${base.name ?? base.task.kind} · ${preset.label}`.slice(0, 120);
-  if (config.adapter.dora && isRiemannian(preset.optimizer)) {
+  // DoRA needs a factor optimizer and a zero-product start (the catalogue): a sibling that cannot have it runs without.
+  if (config.adapter.dora && (isRiemannian(preset.optimizer) || !INITS.find((i) => i.id === preset.init)?.zero_product)) {
     config.adapter = { ...config.adapter, dora: false };
   }
   return checkConfig(config, `comparison run ${preset.label}`);

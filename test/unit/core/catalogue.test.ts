@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INITS, OPTIMIZERS, lrSearchRange, starts, takes } from '../../../src/core/catalogue';
-import { siblingConfig } from '../../../src/core/compare';
+import { DEFAULT_METHODS, siblingConfig } from '../../../src/core/compare';
 import { configErrors, type RunConfig } from '../../../src/core/config';
 import schema from '../../../schema/run-config.schema.json';
 import manifest from '../../../package.json';
@@ -72,5 +72,11 @@ describe('the method catalogue', () => {
     const radam = siblingConfig(base, { id: 'r', label: 'r', init: 'lora', optimizer: 'riemannian-adam' }).method;
     expect(radam.momentum).toBe(0.8);
     expect(radam.betas).toBeUndefined();
+  });
+
+  it('a DoRA base config still yields a valid sibling for every default method (PiSSA and RiemannLoRA run without DoRA)', () => {
+    const base: RunConfig = { task: { kind: 'synthetic-lowrank' }, adapter: { rank: 2, dora: true }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 2 } };
+    const dora = DEFAULT_METHODS.map((m) => [m.id, siblingConfig(base, m).adapter.dora]);
+    expect(dora).toEqual([['riemannlora', false], ['lora-adamw', true], ['pissa', false], ['scaled-adamw', true]]);
   });
 });
