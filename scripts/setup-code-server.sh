@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds code-server 4.100.3 (VS Code 1.100.3, the newest that runs on Node 20) and playwright-core in a
-# harness folder outside the repository, offline-safe, and reuses it. Recipe: shared reference vscode.md.
+# harness folder outside the repository, offline-safe, and reuses it. Recipe: docs/architecture.md "A real VS Code offline".
 #   - @vscode/ripgrep's postinstall downloads rg: seed its cache with Debian's /usr/bin/rg.
 #   - node-gyp downloads Node headers: npm_config_nodedir=/usr uses the local ones.
 #   - node-pty's postinstall runs `npx node-gyp`: npm_config_yes=true (and unsafe_perm as root).

@@ -2,7 +2,7 @@
 
 `setup_method` is what the worker calls for `method.init` × `method.optimizer` (run-config schema).
 Riemannian optimizers (Bogachev et al., arXiv 2507.12142) train `parametrization="manifold"` adapters; the
-Euclidean baselines (reference/baselines.md) train `parametrization="factors"`:
+Euclidean baselines (docs/baselines.md) train `parametrization="factors"`:
 
 | optimizer        | what                                                     | reference            |
 | ---------------- | -------------------------------------------------------- | -------------------- |
@@ -14,10 +14,10 @@ Euclidean baselines (reference/baselines.md) train `parametrization="factors"`:
 | muon             | `MuonFactors`, Muon on each factor                       | Jordan et al. 2024   |
 | loraplus         | AdamW with η_B = ratio·η_A (`create_loraplus_optimizer`) | Hayou et al. 2024    |
 
-Inits: `loi` (method.md §5, either parametrization), `lora` (kaiming A / zero B; on M_r the §5 tiny random
-point), `pissa`, `lora-ga`, `gaussian` (factors only). rsLoRA is `rslora=True`, DoRA is `dora=True` (factors,
-zero-product starts only). Learning rates default to `DEFAULT_LR[optimizer]`: starting points, not tuned
-values — tune per method before comparing (arXiv 2602.04998).
+Inits: `loi` (docs/method.md §5, either parametrization), `lora` (kaiming A / zero B; on M_r the §5 tiny
+random point), `pissa`, `lora-ga`, `gaussian` (factors only). rsLoRA is `rslora=True`, DoRA is
+`dora=True` (factors, zero-product starts only). Learning rates default to `DEFAULT_LR[optimizer]`:
+starting points, not tuned values — tune per method before comparing (arXiv 2602.04998).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ RIEMANNIAN = catalogue.riemannian()
 MOMENTUM_STORES = ("raw", "orthogonalized")
 
 # Each optimizer's own default learning rate (the catalogue's `lr.default`): Riemannion, Adam (LoRA), Muon
-# and RPrecAdamW (ScaledAdamW) are the values of arXiv 2507.12142 §8 (Llama-3-8B, r = 16); LoRA+ uses a
+# and RPrecAdamW (ScaledAdamW) are the paper's values (Llama-3-8B, r = 16; docs/method.md §8); LoRA+ uses a
 # half-size η_A as Hayou et al. advise with ratio 16; the SGD family (no published values at this scale)
 # starts at 1e-2 (Riemannian SGD's own default), and the Adam-like Riemannian SGD, whose steps have unit
 # norm per factor, at 1e-3.

@@ -1,6 +1,6 @@
 """Export adapters in the PEFT LoRA format; import any PEFT LoRA adapter (to continue on M_r or on factors).
 
-Format (reference/baselines.md; what `peft.PeftModel.save_pretrained` writes and `from_pretrained` reads):
+Format (docs/baselines.md; what `peft.PeftModel.save_pretrained` writes and `from_pretrained` reads):
 
 - `adapter_model.safetensors` with metadata {"format": "pt"} and, per adapted module path `p`,
   `base_model.model.<p>.lora_A.weight` (r×in), `base_model.model.<p>.lora_B.weight` (out×r) and, for DoRA,
@@ -13,7 +13,7 @@ PEFT's scaling is `lora_alpha / r` (or `lora_alpha / √r` with use_rslora); the
 alpha so that PEFT's scaling reproduces the layer's exact delta relative to the ORIGINAL base weight,
 including the frozen offset of starts away from zero (LOI, PiSSA, LoRA-GA), which `peft_factors()` returns
 as the rank-2r conversion [s·B | −B₀]·[A ; A₀] (PEFT's `path_initial_model_for_weight_conversion`;
-method.md §6). When
+docs/method.md §6). When
 modules end up with different ranks (some have an offset, some not) the most common (r, alpha) goes to the
 top level and the others to rank_pattern / alpha_pattern, keyed by full module path.
 """

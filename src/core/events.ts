@@ -1,4 +1,4 @@
-// Worker events (DESIGN.md "Worker events", schema/worker-event.schema.json): the parser and the tailer.
+// Worker events (docs/architecture.md "Worker events", schema/worker-event.schema.json): the parser and the tailer.
 //
 // The worker appends one JSON object per line to <run-dir>/events.jsonl and flushes each line. A reader
 // may see the file at any moment, so the last line can be incomplete (or cut inside a multi-byte UTF-8

@@ -1,4 +1,4 @@
-// Launching the worker (DESIGN.md "Worker command line", "Process model").
+// Launching the worker (docs/architecture.md "Worker command line", "Process model").
 //
 // Python never imports from a run directory or the user's current folder: the worker starts with
 // PYTHONSAFEPATH=1 (Python ≥ 3.11 then puts no folder of the command line on sys.path) and with the

@@ -1,4 +1,4 @@
-// The run state machine (DESIGN.md "Process model").
+// The run state machine (docs/architecture.md "Process model").
 //
 //   queued ──start──▶ running ──finished event / exit──▶ completed | stopped | failed | diverged
 //     │                  └──pid gone without `finished`──▶ failed (with the tail of worker.log)

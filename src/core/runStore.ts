@@ -1,4 +1,4 @@
-// The run store (DESIGN.md "Run directory"): experiments and runs on disk under one root.
+// The run store (docs/architecture.md "Run directory"): experiments and runs on disk under one root.
 //
 //   <root>/<experiment>/experiment.json   name, kind (single | compare), baseline run, run order
 //   <root>/<experiment>/<run>/            the run directory the worker writes:

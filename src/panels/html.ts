@@ -1,5 +1,5 @@
 // The webview document: a nonce CSP without 'unsafe-inline' or 'unsafe-eval', the bundle and its CSS
-// from dist/ through asWebviewUri (reference vscode.md, "Webview rules").
+// from dist/ through asWebviewUri (docs/architecture.md "Webview rules").
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 

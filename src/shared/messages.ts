@@ -1,7 +1,7 @@
 // The one message contract between the extension host (src/panels/) and the webviews (webview/).
 // Imported by both sides: no `vscode`, no Node, no DOM imports here.
 //
-// Protocol (reference vscode.md, "Webview rules"; the webview's side is webview/shared/handshake.ts):
+// Protocol (docs/architecture.md "Webview rules"; the webview's side is webview/shared/handshake.ts):
 //   1. The webview posts `ready` once its script runs, and again until the host answers (a lost message,
 //      a host that is busy or gone), and after it lost track (see offsets).
 //   2. The host answers with a `snapshot`: every run shown and every point it has, per (run, metric) —

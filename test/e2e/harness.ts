@@ -1,5 +1,5 @@
 // The end-to-end harness: a real VS Code (code-server 4.100.3, built by scripts/setup-code-server.sh) in
-// Debian's Chromium driven by playwright-core. Recipe: the shared reference vscode.md.
+// Debian's Chromium driven by playwright-core. Recipe: docs/architecture.md "A real VS Code offline".
 //
 // Inputs (the suite FAILS, never skips, when one is missing):
 //   RLORA_E2E_HARNESS  the harness folder (default ~/.cache/riemannlora-lab/e2e-harness-4.100.3)

@@ -73,7 +73,7 @@ class AdapterLayerBase(nn.Module):
     ``scaling`` and the frozen low-rank offset buffers ``offset_B`` (out×k), ``offset_A`` (k×in), k ≥ 0.
     The offset is subtracted in the forward so that a start away from zero (LOI, PiSSA, LoRA-GA) leaves the
     model function unchanged without touching the base weight: exact in any precision and it works on
-    quantized bases (method.md §5).
+    quantized bases (docs/method.md §5).
     """
 
     def __init__(self, base: nn.Module, rank: int, dropout: float = 0.0, dtype: torch.dtype | None = None):

@@ -52,7 +52,7 @@ def inject_adapters(
     ``target_modules``: name suffixes (a module matches if its full name equals an entry or ends with
     ``"." + entry``) or ``"all-linear"`` (every Linear/Conv1D except the output head ``lm_head``).
     ``parametrization="manifold"`` gives :class:`ManifoldLoRALayer` (RiemannLoRA; ``alpha``, ``rslora``
-    do not apply: the scale lives in the point; ``init_scale`` is its tiny start, method.md §5),
+    do not apply: the scale lives in the point; ``init_scale`` is its tiny start, docs/method.md §5),
     ``"factors"`` gives :class:`FactorLoRALayer` (Euclidean baselines; ``alpha`` defaults to ``rank``).
     ``dtype``: adapter/geometry dtype (default fp32, fp64 for fp64 models). Every base parameter of the
     model gets ``requires_grad=False``. Returns ``{module path: layer}``.

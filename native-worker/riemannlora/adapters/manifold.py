@@ -1,4 +1,7 @@
-"""The RiemannLoRA adapter: a point of the fixed-rank manifold, trained in one backward (method.md §1–2)."""
+"""The RiemannLoRA adapter: a point of the fixed-rank manifold, trained in one backward.
+
+Mathematics: docs/method.md §1–2.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ __all__ = ["ManifoldLoRALayer"]
 
 
 class ManifoldLoRALayer(AdapterLayerBase):
-    """Adapter ``X = A_L Bᵀ ∈ M_r`` (Bogachev et al., arXiv 2507.12142, method.md §1–2).
+    """Adapter ``X = A_L Bᵀ ∈ M_r`` (Bogachev et al., arXiv 2507.12142, docs/method.md §1–2).
 
     State (all in the geometry dtype: fp32, or fp64 for fp64 models, also when the model runs in bf16):
 
@@ -28,7 +31,7 @@ class ManifoldLoRALayer(AdapterLayerBase):
     ``scaling`` is 1.0: the scale lives in the point.
 
     Without an explicit start (LOI, :meth:`load_factors`) the point is a random orthonormal ``A_L`` with
-    tiny singular values ``init_scale`` (method.md §5: ``B = 0`` is not a point of ``M_r``).
+    tiny singular values ``init_scale`` (docs/method.md §5: ``B = 0`` is not a point of ``M_r``).
     """
 
     def __init__(
@@ -90,7 +93,7 @@ class ManifoldLoRALayer(AdapterLayerBase):
     # ------------------------------------------------------------------ PEFT interchange
     @torch.no_grad()
     def peft_factors(self) -> tuple[Tensor, Tensor, float, dict]:
-        """Balanced factors ``lora_B = U Σ^½``, ``lora_A = Σ^½ Vᵀ``, ``lora_alpha = r'`` (method.md §6).
+        """Balanced factors ``lora_B = U Σ^½``, ``lora_A = Σ^½ Vᵀ``, ``lora_alpha = r'`` (docs/method.md §6).
 
         With a frozen offset ``B0 A0`` (k > 0) the delta ``X − B0 A0`` has rank ≤ r + k and is returned as
         ``[U Σ^½, −B0] · [Σ^½ Vᵀ; A0]`` (PEFT's rank-2r conversion), so it loads on the ORIGINAL base.
@@ -111,7 +114,7 @@ class ManifoldLoRALayer(AdapterLayerBase):
         Factorization: ``lora_B = Q₁R₁``, ``lora_Aᵀ = Q₂R₂``, ``svd(scaling R₁R₂ᵀ) = U_c S V_cᵀ``. The result
         depends only on the product, never on how it is split (the ambiguity the manifold removes). A
         product of numerical rank < r is padded with random orthogonal directions of tiny singular values
-        (method.md §5) and a warning; a product of rank > r is truncated (best rank-r) with a warning.
+        (docs/method.md §5) and a warning; a product of rank > r is truncated (best rank-r) with a warning.
         """
         m, n, r = self.out_features, self.in_features, self.rank
         if lora_A.dim() != 2 or lora_B.dim() != 2 or lora_A.shape[0] != lora_B.shape[1]:

@@ -1,4 +1,4 @@
-"""Fixed-rank manifold geometry (method.md §1–3): projection, retraction, transport, orthogonalization."""
+"""Fixed-rank geometry (docs/method.md §1–3): projection, retraction, transport, orthogonalization."""
 
 from .fixed_rank import (
     FixedRankManifold,

@@ -1,4 +1,4 @@
-"""The fixed-rank matrix manifold M_r in factored form (method.md §1–3; arXiv 2507.12142, §3).
+"""The fixed-rank matrix manifold M_r in factored form (docs/method.md §1–3; arXiv 2507.12142, §3).
 
 A point is stored as ``X = A_L Bᵀ`` with ``A_L`` (m×r, orthonormal columns) and ``B`` (n×r, carries the
 scale); ``B_R`` is an orthonormal basis of ``range(B)``. A tangent vector at X is
@@ -10,7 +10,7 @@ of a model go through ONE batched ``torch.linalg.qr`` and ONE batched ``torch.li
 LoRA-sized factors the cost of a step is the latency of the solver calls, not the arithmetic.
 
 All functions run under ``torch.no_grad()``: differentiating through QR/SVD is both unnecessary and
-unstable (NaN at repeated singular values, method.md §7). Callers pass fp32 or fp64 tensors; see
+unstable (NaN at repeated singular values, docs/method.md §7). Callers pass fp32 or fp64 tensors; see
 :func:`geometry_dtype`.
 """
 
@@ -37,7 +37,7 @@ def geometry_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype geometry runs in for a model (or factor) of ``dtype``: fp64 stays fp64, else fp32.
 
     torch has no bf16/fp16 QR or SVD kernels on CUDA and half precision is far too coarse for
-    orthogonalization anyway (method.md §7).
+    orthogonalization anyway (docs/method.md §7).
     """
     return torch.float64 if dtype == torch.float64 else torch.float32
 
@@ -54,7 +54,7 @@ def orthonormal_basis(M: Tensor) -> Tensor:
 
 @torch.no_grad()
 def project_lr(A_L: Tensor, B_R: Tensor, P: Tensor, Q: Tensor) -> tuple[Tensor, Tensor]:
-    """ProjectLR (method.md §3): project the factored ambient ``Z = P Qᵀ`` onto ``T_X M_r``.
+    """ProjectLR (docs/method.md §3): project the factored ambient ``Z = P Qᵀ`` onto ``T_X M_r``.
 
     ``A_L`` …×m×r and ``B_R`` …×n×r orthonormal; ``P`` …×m×k, ``Q`` …×n×k for any k. Returns the tangent
     coordinates ``(Ȧ, Ḃ)`` with ``Ȧ = (I − A_L A_Lᵀ) P (Qᵀ B_R)`` (gauge ``A_Lᵀ Ȧ = 0``) and
@@ -69,7 +69,7 @@ def project_lr(A_L: Tensor, B_R: Tensor, P: Tensor, Q: Tensor) -> tuple[Tensor, 
 
 
 def tangent_factors(A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> tuple[Tensor, Tensor]:
-    """Ambient factors of a tangent vector: ``ξ = [Ȧ, A_L] · [B_R, Ḃ]ᵀ`` (…×m×2r, …×n×2r).
+    """Ambient factors of a tangent vector: ``ξ = [A_L, Ȧ] · [Ḃ, B_R]ᵀ`` (…×m×2r, …×n×2r).
 
     A_L comes first so that a QR of the left factor reproduces ±A_L in its first r columns.
     """
@@ -78,7 +78,7 @@ def tangent_factors(A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> t
 
 @torch.no_grad()
 def retract_lr(L: Tensor, R: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]:
-    """RetractionLR (method.md §3): best rank-``rank`` approximation of ``L Rᵀ`` (…×m×k, …×n×k).
+    """RetractionLR (docs/method.md §3): best rank-``rank`` approximation of ``L Rᵀ`` (…×m×k, …×n×k).
 
     Two thin QRs and one k×k SVD: ``L = Q_L T_L``, ``R = Q_R T_R``, ``svd(T_L T_Rᵀ) = U_c S V_cᵀ``.
     Returns ``(U, S, V)`` with ``U = Q_L U_c[:, :r]`` (…×m×r), ``S`` (…×r, descending),
@@ -98,7 +98,7 @@ def default_ortho_eps(dtype: torch.dtype) -> float:
     """Relative cutoff for OrthoLR: ``sqrt(machine epsilon)`` (3.5e-4 in fp32, 1.5e-8 in fp64).
 
     Core singular values below this fraction of the largest are rounding noise of an (almost)
-    rank-deficient direction, not directions to amplify to 1 (method.md §3). Muon's Newton–Schulz leaves
+    rank-deficient direction, not directions to amplify to 1 (docs/method.md §3). Muon's Newton–Schulz leaves
     such components essentially untouched as well.
     """
     return float(torch.finfo(dtype).eps) ** 0.5
@@ -108,7 +108,7 @@ def default_ortho_eps(dtype: torch.dtype) -> float:
 def ortho_lr(
     A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor, eps: float | None = None
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """OrthoLR (method.md §3): exact polar factor of the rank-≤2r tangent vector ``ξ = [Ȧ, A_L][B_R, Ḃ]ᵀ``.
+    """OrthoLR (docs/method.md §3): exact polar factor of a rank-≤2r tangent vector ``ξ = [A_L, Ȧ][Ḃ, B_R]ᵀ``.
 
     ``Q_L, T_L = qr([A_L, Ȧ])``, ``Q_R, T_R = qr([Ḃ, B_R])``, ``U_c, s, V_cᵀ = svd(T_L T_Rᵀ)``;
     ``Ortho(ξ) = (Q_L U_c D)(Q_R V_c)ᵀ`` with ``D = diag(1 if s_i > eps·s_max else 0)``: singular values at
@@ -147,7 +147,7 @@ class FixedRankManifold:
 
     Points are pairs ``(A_L, B)`` with ``X = A_L Bᵀ``; tangent vectors are pairs ``(Ȧ, Ḃ)`` at a point,
     interpreted with ``B_R = qr(B).Q``. All methods accept leading batch dimensions and return new tensors.
-    Reference: Bogachev et al., arXiv 2507.12142 (RiemannLoRA), method.md §1–3.
+    Reference: Bogachev et al., arXiv 2507.12142 (RiemannLoRA), docs/method.md §1–3.
     """
 
     def __init__(self, m: int, n: int, rank: int):

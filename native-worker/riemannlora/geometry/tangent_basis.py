@@ -1,4 +1,4 @@
-"""A tangent vector in small coordinates: ``ξ = Q_L C Q_Rᵀ`` (method.md §3, used by the optimizers).
+"""A tangent vector in small coordinates: ``ξ = Q_L C Q_Rᵀ`` (docs/method.md §3, used by the optimizers).
 
 Every Riemannian step works inside ``span[A_L, Ȧ] × span[B_R, Ḃ]``: the polar factor of ξ, its
 re-projection, the retracted point ``(1 − ηγ) X − η ξ̂`` and the transported momentum all lie there. One
@@ -12,7 +12,7 @@ and ``Ḃ = B_R c + Q_b R_b`` gives ``Q_R = [B_R, Q_b]``, so ``C = [[cᵀ, R_b�
 ``B_R`` ("twice is enough"). Layers with ``min(out, in) < 2r``, batches where Ȧ or the complement of Ḃ
 is rank deficient (e.g. a rank-1 gradient at the first step), and batches whose ``A_L`` or ``B_R`` has
 drifted from orthonormality by more than 64 ulp use plain QRs of ``[A_L, Ȧ]`` and ``[Ḃ, B_R]`` instead,
-which also re-orthonormalizes the point (method.md §7: "re-orthonormalize A_L now and then").
+which also re-orthonormalizes the point (docs/method.md §7: "re-orthonormalize A_L now and then").
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Adapter initializations (starts).
 
-- `loi_init`: the locally optimal initialization of RiemannLoRA (method.md §5), either parametrization.
+- `loi_init`: the locally optimal initialization of RiemannLoRA (docs/method.md §5), either parametrization.
 - `lora_init` (LoRA / rsLoRA / LoRA+ / DoRA start: kaiming A, zero B), `gaussian_init`,
-  `pissa_init` (PiSSA), `lora_ga_init` (LoRA-GA): the baselines' starts (reference/baselines.md).
+  `pissa_init` (PiSSA), `lora_ga_init` (LoRA-GA): the baselines' starts (docs/baselines.md).
 
 Starts away from zero (LOI, PiSSA, LoRA-GA) freeze X₀ as a low-rank offset beside the adapter, so the model
 function is unchanged at step 0 and the base weights are never mutated.

@@ -1,4 +1,6 @@
-"""Locally optimal initialization (LOI) via BackPropRSVD (Bogachev et al., arXiv 2507.12142; method.md §5).
+"""Locally optimal initialization (LOI) via BackPropRSVD (Bogachev et al., arXiv 2507.12142).
+
+Mathematics: docs/method.md §5.
 
 LOI picks the rank-r start whose tangent space captures the most of the first full-weight gradient G:
 with ``G = U Σ Vᵀ``, ``X₀ = α U[:, :r] V[:, r:2r]ᵀ`` makes the first Riemannian gradient ``P_{T_X₀}(G)``
@@ -153,7 +155,7 @@ def loi_init(
     seed: int = 0,
     reduce_fn: Callable[[Tensor], object] | None = None,
 ) -> LOIReport:
-    """Locally optimal initialization of every adapter layer of ``model`` (method.md §5).
+    """Locally optimal initialization of every adapter layer of ``model`` (docs/method.md §5).
 
     BackPropRSVD with target rank ``2r``, sketch size ``k = min(2r + oversample, out, in)`` and
     ``power_iters = q``: ``Y = qr(G Ω).Q``; q times ``Z = qr(Gᵀ Y).Q``, ``Y = qr(G Z).Q``; finally

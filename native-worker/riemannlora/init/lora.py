@@ -6,7 +6,7 @@ default) and `init_lora_weights="gaussian"` (A ~ N(0, 1/r²), i.e. std 1/r). rsL
 arXiv 2312.03732) only changes the scaling `alpha/√r`, chosen at injection (`inject_adapters(rslora=True)`).
 
 On a manifold-parametrized layer B = 0 is not a point of M_r (rank 0); `lora_init` then gives the
-start of method.md §5 instead: a random orthonormal A_L and tiny nonzero singular values.
+start of docs/method.md §5 instead: a random orthonormal A_L and tiny nonzero singular values.
 """
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def set_start(layer: nn.Module, lora_A: torch.Tensor, lora_B: torch.Tensor, scal
 
 @torch.no_grad()
 def start_zero_manifold(layer: nn.Module, gen: torch.Generator) -> None:
-    """method.md §5 substitute for B = 0 on M_r: random orthonormal A_L, B_R; singular values `init_scale`."""
+    """The substitute for B = 0 on M_r (docs/method.md §5): random orthonormal A_L, B_R; singular values
+    `init_scale`."""
     kw = {"dtype": torch.float64}
     a_l = torch.linalg.qr(torch.randn(layer.out_features, layer.rank, generator=gen, **kw)).Q
     b_r = torch.linalg.qr(torch.randn(layer.in_features, layer.rank, generator=gen, **kw)).Q
@@ -72,7 +73,7 @@ def start_zero_manifold(layer: nn.Module, gen: torch.Generator) -> None:
 def lora_init(model: nn.Module, seed: int = 0) -> dict[str, nn.Module]:
     """LoRA's start (Hu et al. 2022; PEFT default): `lora_A` kaiming-uniform (a = √5), `lora_B` = 0.
 
-    Deterministic in `seed` (layers are visited in module order). Manifold layers get the method.md §5
+    Deterministic in `seed` (layers are visited in module order). Manifold layers get the docs/method.md §5
     zero-B substitute (random orthonormal A_L, tiny singular values). Returns the adapter layers.
     """
     layers = adapter_items(model, "lora_init")

@@ -19,7 +19,7 @@ restored). Two ways to get its top-2r singular triplets:
 - gradient="probe" (default): never forms G. A randomized SVD (Halko, Martinsson & Tropp 2011) whose
   products G·M and Gᵀ·M come from ordinary backward passes through zero-valued probes added to each adapter
   layer's output by a forward hook (x ↦ (x M) Pᵀ at P = 0 gives ∂L/∂P = G M) — the BackPropRSVD trick of
-  RiemannLoRA's LOI (method.md §5) applied to LoRA-GA. Sketch width min(2r + oversample, out, in),
+  RiemannLoRA's LOI (docs/method.md §5) applied to LoRA-GA. Sketch width min(2r + oversample, out, in),
   `power_iters` power iterations, 2·(power_iters + 1) passes over the batches; exact when the sketch spans
   the smaller side.
 - gradient="dense": G is formed for every target layer (like PEFT's `preprocess_loraga`: one fp32 out×in

@@ -1,6 +1,6 @@
 """Optimizers for LoRA adapters.
 
-Riemannian (parametrization="manifold", method.md §4): `Riemannion`, `RiemannianSGD`.
+Riemannian (parametrization="manifold", docs/method.md §4): `Riemannion`, `RiemannianSGD`.
 Euclidean baselines on the factors (parametrization="factors"): `ScaledAdamW` (Zhang & Pilanci),
 `MuonFactors` (per-factor Muon), `create_loraplus_optimizer` (LoRA+); plain LoRA uses `torch.optim.AdamW`
 or `torch.optim.SGD` directly.

@@ -72,7 +72,7 @@ class Bucket:
         self.A_L = stack([layer.A_L for layer in self.layers])
         self.B = stack([layer.B.detach() for layer in self.layers])
         self.B_R = stack([layer.B_R for layer in self.layers])
-        # Z1.grad = G B_R and B.grad = Gᵀ A_L from the doubled-rank forward (method.md §2); a layer that
+        # Z1.grad = G B_R and B.grad = Gᵀ A_L from the doubled-rank forward (docs/method.md §2); a layer that
         # took no part in the loss has no grad: treat it as zero.
         self.grad_A = stack([_grad_or_zero(layer.Z1) for layer in self.layers])
         self.grad_B = stack([_grad_or_zero(layer.B) for layer in self.layers])
@@ -202,7 +202,7 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
 
     def _momentum(self, bucket: Bucket) -> tuple[Tensor, Tensor] | None:
         """The stored momentum ``(Ȧ, Ḃ)``: already transported to the current point at the end of the
-        previous step (transport = projection onto the new tangent space, method.md §3)."""
+        previous step (transport = projection onto the new tangent space, docs/method.md §3)."""
         b, m, r = bucket.A_L.shape
         n = bucket.B.shape[1]
         for layer in bucket.layers:
@@ -225,7 +225,7 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
 
     @staticmethod
     def _riemannian_grad_A(bucket: Bucket) -> Tensor:
-        """``(I − A_L A_Lᵀ) Z1.grad``: the Ȧ part of ``P_T(G)`` (method.md §2)."""
+        """``(I − A_L A_Lᵀ) Z1.grad``: the Ȧ part of ``P_T(G)`` (docs/method.md §2)."""
         A = bucket.A_L
         return torch.baddbmm(bucket.grad_A, A, _mT(A) @ bucket.grad_A, alpha=-1.0)
 

@@ -86,7 +86,7 @@ class MuonFactors(torch.optim.Optimizer):
     Args:
         params: the model (its trainable parameters; factor-parametrized adapters required) or a torch-style
             iterable of parameters / parameter groups.
-        lr: learning rate (default 5e-4, the per-factor Muon value of arXiv 2507.12142 §8).
+        lr: learning rate (default 5e-4, the per-factor Muon value of the paper, docs/method.md §8).
         momentum: μ (0.95). nesterov: Nesterov momentum (True).
         weight_decay: decoupled, p ← (1 − lr·wd) p.
         ns_steps, ns_coefficients, eps: the Newton–Schulz iteration (5 steps, 3.4445, −4.7750, 2.0315).

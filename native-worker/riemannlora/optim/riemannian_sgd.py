@@ -1,4 +1,4 @@
-"""Riemannian SGD with heavy-ball momentum on the fixed-rank manifold (RiemannLoRA v1, method.md §4)."""
+"""Riemannian SGD with heavy-ball momentum on the fixed-rank manifold (RiemannLoRA v1, docs/method.md §4)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def _mT(x):
 
 
 class RiemannianSGD(ManifoldOptimizerBase):
-    """Riemannian heavy-ball SGD (Bogachev et al., arXiv 2507.12142 v1; method.md §4).
+    """Riemannian heavy-ball SGD (Bogachev et al., arXiv 2507.12142 v1; docs/method.md §4).
 
     Per layer and step: ``Ȧ = β Ȧp + (1 − d)(I − A_L A_Lᵀ) gA``, ``Ḃ = β Ḃp + (1 − d) gB`` with the
     transported momentum ``(Ȧp, Ḃp)`` (ProjectLR of the stored ambient factors) and dampening ``d``

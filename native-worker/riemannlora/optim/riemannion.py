@@ -1,4 +1,4 @@
-"""Riemannion: Muon on the fixed-rank manifold (Bogachev et al., arXiv 2507.12142 v2, method.md §4)."""
+"""Riemannion: Muon on the fixed-rank manifold (Bogachev et al., arXiv 2507.12142 v2, docs/method.md §4)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def _mT(x):
 
 
 class Riemannion(ManifoldOptimizerBase):
-    """Riemannion (LoRA meets Riemannion, ICLR 2026; method.md §4) for :class:`ManifoldLoRALayer` adapters.
+    """Riemannion (LoRA meets Riemannion, ICLR 2026; docs/method.md §4) for :class:`ManifoldLoRALayer`.
 
     Per layer and step, with learning rate η, momentum β and decoupled weight decay γ:
 
-    1. read ``gA = Z1.grad = G B_R`` and ``gB = B.grad = Gᵀ A_L`` (one backward, method.md §2);
+    1. read ``gA = Z1.grad = G B_R`` and ``gB = B.grad = Gᵀ A_L`` (one backward, docs/method.md §2);
     2. transport the old momentum (ambient factors m×2r, n×2r) by ProjectLR → ``(Ȧp, Ḃp)``;
     3. heavy ball without dampening: ``Ȧ = β Ȧp + (I − A_L A_Lᵀ) gA``, ``Ḃ = β Ḃp + gB``;
     4. ``ξ̂ = P_T(Ortho(ξ))``: OrthoLR (exact polar factor, singular values below ``ortho_eps·s_max``
@@ -30,7 +30,7 @@ class Riemannion(ManifoldOptimizerBase):
     5. retract ``(1 − ηγ) X − η ξ̂ = [A_L, −η Ȧ̂] · [(1 − ηγ) B − η Ḃ̂, B_R]ᵀ`` (RetractionLR); the new
        point is ``A_L = U``, ``B = V diag(Σ)``, ``B_R = V``.
 
-    Decisions where the printed algorithms disagree (method.md §4):
+    Decisions where the printed algorithms disagree (docs/method.md §4):
 
     - ``retraction="contains-point"`` (default): the retracted matrix contains the current ``X`` as above.
       The printed retraction line omits the current ``B`` — a typo: the step would then not contain X and

@@ -1,4 +1,4 @@
-"""Command line of the worker (DESIGN.md, "Worker command line").
+"""Command line of the worker (docs/architecture.md, "Worker command line").
 
     python -m riemannlora.worker run --config FILE --run-dir DIR [--resume]
     python -m riemannlora.worker validate --config FILE

@@ -1,7 +1,7 @@
 """Data-parallel training under torchrun (DistributedDataParallel), one process per device.
 
-DESIGN.md: every rank trains, rank 0 alone writes events, status, checkpoints and the adapter. What each
-piece below guarantees:
+docs/architecture.md "Scaling out": every rank trains, rank 0 alone writes events, status, checkpoints and
+the adapter. What each piece below guarantees:
 
 - `init_distributed`: one process group (gloo on CPU, NCCL on CUDA with device ``cuda:LOCAL_RANK``).
 - Batch semantics: ``train.batch_size`` is the GLOBAL micro-batch, summed over the ranks; each rank takes
@@ -9,14 +9,14 @@ piece below guarantees:
   ``batch_size × grad_accum`` examples whatever the world size. The same config therefore trains the same
   model on 1 or N processes (up to float rounding), and a checkpoint written under one world size resumes
   under another (the sampler state is global: epoch and position in the shared permutation).
-- `setup_method`: every rank injects the same adapters and builds the same optimizer. LOI (method.md §5)
+- `setup_method`: every rank injects the same adapters and builds the same optimizer. LOI (docs/method.md §5)
   draws the same Ω on every rank (it is seeded), and its probe products ``G Ω``, ``Gᵀ Y`` are averaged over
   the ranks (`loi_init(reduce_fn=...)`), so the sketch is the one of the global batch; the small QR/SVD
   that follow are computed identically everywhere and, in any case, the DDP wrapper broadcasts rank 0's
   adapter state at construction.
 - `wrap_model`: DDP over the adapter parameters only (the frozen base is loaded identically by every rank
   and is not broadcast). The manifold layers' trainable ``Z1`` and ``B`` receive ``G B_R`` and ``Gᵀ A_L``
-  (method.md §2), which are linear in G, so DDP's gradient average gives exactly the global-batch
+  (docs/method.md §2), which are linear in G, so DDP's gradient average gives exactly the global-batch
   Riemannian gradient and every rank takes the same Riemannian step.
 - `FactorSync`: every N steps the ranks compare a hash of the adapter state and optimizer state and, on
   drift, re-broadcast rank 0's (logged as a `log` event).

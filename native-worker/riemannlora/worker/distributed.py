@@ -1,7 +1,8 @@
 """Who this process is in a multi-process (torchrun) run.
 
-DESIGN.md: every rank trains, rank 0 alone writes events, status, checkpoints and the adapter; everything
-that writes asks `ctx.is_main`. The process group and the DDP wrapper live in riemannlora.worker.ddp.
+docs/architecture.md "Scaling out": every rank trains, rank 0 alone writes events, status, checkpoints and
+the adapter; everything that writes asks `ctx.is_main`. The process group and the DDP wrapper live in
+riemannlora.worker.ddp.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "Run directory") and its status.json.
+"""The run directory (docs/architecture.md, "Run directory") and its status.json.
 
     <run-dir>/config.json     resolved config (defaults applied), immutable once the run started
     <run-dir>/events.jsonl    append-only event stream
