@@ -52,27 +52,35 @@ describe('npm run demo (quick, synthetic task)', () => {
     }
   }, 200_000);
 
-  it('exits non-zero with the worker\'s explanation when a run fails, and 2 for a schema-invalid config', async () => {
+  it('exits non-zero with the worker\'s explanation when a run fails, and 2 (creating nothing) for a config any side refuses', async () => {
     const python = workerPython();
     const cli = await buildCli();
     const dir = mkdtempSync(join(tmpdir(), 'rlora-cli-'));
-    try {
-      // schema-valid, but the worker refuses it: an adapter rank above the synthetic width
-      const bad = { task: { kind: 'synthetic-lowrank', synthetic: { width: 4, depth: 1, target_rank: 2 } }, adapter: { rank: 8 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5 } };
-      writeFileSync(join(dir, 'bad.rlora.json'), JSON.stringify(bad));
-      const failed = await run(process.execPath, [cli, 'run', '--config', 'bad.rlora.json', '--python', python], { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: '1' } }).then(
+    const runCli = (args: string[]) =>
+      run(process.execPath, [cli, ...args, '--python', python], { cwd: dir, env: { ...process.env, OMP_NUM_THREADS: '1' } }).then(
         () => ({ code: 0, stdout: '', stderr: '' }),
         (err: { code: number; stdout: string; stderr: string }) => err,
       );
+    try {
+      // schema-valid, but a rule between fields refuses it (schema/rules.json): an adapter rank above the
+      // synthetic width. Refused before a runs folder exists, like the worker would refuse it.
+      const bad = { task: { kind: 'synthetic-lowrank', synthetic: { width: 4, depth: 1, target_rank: 2 } }, adapter: { rank: 8 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5 } };
+      writeFileSync(join(dir, 'bad.rlora.json'), JSON.stringify(bad));
+      const refused = await runCli(['run', '--config', 'bad.rlora.json']);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/\/adapter\/rank: must be <= the synthetic width \(4\) \(got 8\)/);
+      expect(existsSync(join(dir, '.rlora-runs'))).toBe(false);
+      // valid everywhere, failing only when it runs: a hub model id with the hub offline
+      writeFileSync(join(dir, 'data.jsonl'), '{"text": "hello"}\n');
+      const offline = { task: { kind: 'causal-lm', model: 'some-org/some-model', data: './data.jsonl' }, adapter: { rank: 2 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 5, device: 'cpu' } };
+      writeFileSync(join(dir, 'offline.rlora.json'), JSON.stringify(offline));
+      const failed = await runCli(['run', '--config', 'offline.rlora.json']);
       expect(failed.code).toBe(1);
       expect(failed.stdout).toMatch(/: failed at step 0/);
-      expect(failed.stderr).toMatch(/failed: config: .*rank/);
+      expect(failed.stderr).toMatch(/failed: network: .*some-org\/some-model/);
       // schema-invalid: refused before anything runs, the field named
       writeFileSync(join(dir, 'worse.rlora.json'), JSON.stringify({ ...bad, adapter: { rank: 'eight' } }));
-      const invalid = await run(process.execPath, [cli, 'validate', '--config', 'worse.rlora.json'], { cwd: dir }).then(
-        () => ({ code: 0, stderr: '' }),
-        (err: { code: number; stderr: string }) => err,
-      );
+      const invalid = await runCli(['validate', '--config', 'worse.rlora.json']);
       expect(invalid.code).toBe(2);
       expect(invalid.stderr).toContain('/adapter/rank: "eight" must be integer');
     } finally {
