@@ -81,6 +81,8 @@ export interface RunSnapshot {
   skipped: SkippedLine[];
   /** The tail of worker.log (failed runs show it). */
   logTail: string;
+  /** Why events.jsonl could not be read (a directory, no permission); what could be read is above. */
+  unreadable?: string;
 }
 
 export interface EngineEvents {
@@ -427,6 +429,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       events: [...nonMetric],
       skipped: skipped.slice(-50),
       logTail: this.store.logTail(key, 40),
+      ...(unreadable ? { unreadable } : {}),
     };
   }
 

@@ -153,6 +153,7 @@ abstract class Panel {
         try {
           // engine.snapshot polls a watched run first: deltas it emits meanwhile are part of the snapshot.
           const snap = engine.snapshot(key);
+          if (snap.unreadable) throw new Error(snap.unreadable); // a run's view says so (never a blank chart)
           runs.push(runView(snap.info, snap.config, { events: snap.events, logTail: snap.logTail }));
           series.push(...this.sent.snapshot(key, snap.train, snap.eval));
         } catch (err) {
