@@ -288,7 +288,7 @@ def setup_method(
     init_name = (
         _INIT_NAMES[init]
         if not (init == "lora" and parametrization == "manifold")
-        else ("random tiny point of M_r (method.md §5)")
+        else ("random tiny point of M_r (docs/method.md §5)")
     )
     description = (
         f"{_OPT_NAMES[optimizer]} on {parametrization}, init {init_name}{variant}, rank {rank}, lr {lr:g}"

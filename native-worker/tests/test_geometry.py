@@ -1,4 +1,4 @@
-"""Fixed-rank geometry against dense float64 references (method.md §1–3), several seeds."""
+"""Fixed-rank geometry against dense float64 references (docs/method.md §1–3), several seeds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""LOI through BackPropRSVD (method.md §5) against the dense SVD of G, float64, several seeds."""
+"""LOI through BackPropRSVD (docs/method.md §5) against the dense SVD of G, float64, several seeds."""
 
 from __future__ import annotations
 

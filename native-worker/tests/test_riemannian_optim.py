@@ -1,4 +1,4 @@
-"""Riemannion and RiemannianSGD against a dense float64 reference of method.md §4, plus optimizer plumbing."""
+"""Riemannion and RiemannianSGD against a dense float64 reference of docs/method.md §4, plus plumbing."""
 
 from __future__ import annotations
 
@@ -321,8 +321,8 @@ def test_bad_input_errors():
 
 
 def test_fp32_point_stays_orthonormal_over_many_steps():
-    """A_L and B_R must not drift (method.md §7): the structured step inherits the old A_L's rounding, so it
-    hands over to the re-orthonormalizing plain-QR path when the drift exceeds 64 ulp."""
+    """A_L and B_R must not drift (docs/method.md §7): the structured step inherits the old A_L's rounding,
+    so it hands over to the re-orthonormalizing plain-QR path when the drift exceeds 64 ulp."""
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(256, 512), nn.Tanh(), nn.Linear(512, 64))
     layer = inject_adapters(net, 16, ["0"])["0"]

@@ -123,6 +123,3 @@ export function withDefaults(config: RunConfig): RunConfig {
   fill(root, root, out);
   return out as RunConfig;
 }
-
-/** The short method label used in tables and run names, e.g. "riemannion+loi". */
-export const methodLabel = (config: Pick<RunConfig, 'method'>): string => `${config.method.optimizer}+${config.method.init}`;

@@ -48,21 +48,6 @@ const ALLOWED: readonly { token: string; files: readonly string[]; why: string }
   { token: 'sub/README.md', files: ['test/unit/core/exportAdapter.test.ts'], why: 'a file the test writes into a temporary run folder' },
 ];
 
-/**
- * Citations that name the right document without its folder (`method.md §5` for docs/method.md §5), in
- * places this change did not edit: native-worker/tests/ and three messages in Python code (only comments
- * and docstrings were re-pointed there). Each is checked as the document it means. Re-point them to
- * `docs/method.md` and delete the entry.
- */
-const PENDING: readonly { file: string; token: string; means: string }[] = [
-  { file: 'native-worker/tests/test_geometry.py', token: 'method.md', means: 'docs/method.md' },
-  { file: 'native-worker/tests/test_loi.py', token: 'method.md', means: 'docs/method.md' },
-  { file: 'native-worker/tests/test_riemannian_optim.py', token: 'method.md', means: 'docs/method.md' },
-  { file: 'native-worker/riemannlora/adapters/manifold.py', token: 'method.md', means: 'docs/method.md' }, // load_factors' warning
-  { file: 'native-worker/riemannlora/init/lora.py', token: 'method.md', means: 'docs/method.md' }, // gaussian_init's error
-  { file: 'native-worker/riemannlora/methods.py', token: 'method.md', means: 'docs/method.md' }, // setup_method's description
-];
-
 interface Reference {
   file: string;
   line: number;
@@ -166,8 +151,7 @@ function headings(path: string): { names: Set<string>; numbers: Set<string> } {
 function problem(ref: Reference): string | null {
   const where = `${ref.file}:${ref.line}`;
   if (ALLOWED.some((a) => a.token === ref.token && a.files.includes(ref.file))) return null;
-  const pending = PENDING.find((p) => p.file === ref.file && p.token === ref.token);
-  const target = resolveReference(ref.file, pending ? pending.means : ref.token);
+  const target = resolveReference(ref.file, ref.token);
   if (!target) return `${where}: "${ref.token}" names no file or folder of the repository`;
   if (target.startsWith('docs/') && target.endsWith('.md') && ref.sections.length) {
     const { names, numbers } = headings(target);
@@ -219,7 +203,7 @@ describe('references to repository files', () => {
     expect(hits).toEqual([]);
   });
 
-  it('every allowlist entry is still needed (a pending entry simply stops mattering once re-pointed)', () => {
+  it('every allowlist entry is still needed', () => {
     for (const entry of ALLOWED.flatMap((a) => a.files.map((file) => ({ file, token: a.token })))) {
       const path = join(ROOT, entry.file);
       expect(existsSync(path), entry.file).toBe(true);

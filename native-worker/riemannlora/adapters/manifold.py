@@ -144,8 +144,9 @@ class ManifoldLoRALayer(AdapterLayerBase):
         if kept < r:
             tiny = self.init_scale * (float(S[-1]) if kept else 1.0)
             warnings.warn(
-                f"load_factors: the product has rank {kept} < {r}; padding with {r - kept} random orthogonal "
-                f"directions of singular value {tiny:.3g} (a point of M_r must have rank r, method.md §5)",
+                f"load_factors: the product has rank {kept} < {r}; padding with {r - kept} random "
+                f"orthogonal directions of singular value {tiny:.3g} (a point of M_r must have rank r, "
+                "docs/method.md §5)",
                 stacklevel=2,
             )
             U = self._complete(U, m, kw)

@@ -98,7 +98,7 @@ def gaussian_init(model: nn.Module, seed: int = 0) -> dict[str, nn.Module]:
         if not is_factor_layer(layer):
             raise ValueError(
                 f"gaussian_init: layer {name!r} is manifold-parametrized; a Gaussian A with B = 0 is not a "
-                "point of M_r. Use init='lora' (the method.md §5 start) or parametrization='factors'."
+                "point of M_r. Use init='lora' (the docs/method.md §5 start) or parametrization='factors'."
             )
         gen = _generator(seed * 100_003 + index)
         layer.clear_offset()
