@@ -16,6 +16,7 @@ import { configureInit, configureOptimizer, configureRank, newExperiment } from 
 import { checkEnvironment, selectInterpreter } from './environment/commands';
 import { describeInterpreter, resolveInterpreter } from './environment/interpreter';
 import { CONFIG_GLOB, ExperimentsTree, type Node } from './experiments/tree';
+import { registerConfigDiagnostics } from './diagnostics/configDiagnostics';
 import { PanelManager } from './panels/panels';
 import { attachNotifications, registerRunCommands, type RunServices } from './runs/commands';
 import { RunLogs } from './runs/logs';
@@ -50,6 +51,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
   }
   const getEngine = () => engine;
 
+  registerConfigDiagnostics(context);
   const tree = new ExperimentsTree(getEngine);
   const view = vscode.window.createTreeView('riemannlora.experiments', { treeDataProvider: tree, showCollapseAll: true });
   context.subscriptions.push(tree, view);

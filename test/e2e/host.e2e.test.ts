@@ -68,7 +68,7 @@ test('extension-host integration suite passes', async () => {
   const r = JSON.parse(readFileSync(results, 'utf8')) as { name: string; ok: boolean; error?: string }[];
   const failed = r.filter((x) => !x.ok);
   expect(failed, failed.map((f) => `${f.name}: ${f.error}`).join('\n\n')).toEqual([]);
-  expect(r.length).toBe(10);
+  expect(r.length).toBe(11);
   // The shipped queued run was announced at activation, not started.
   await s.runCommand('Notifications: Show Notifications');
   const center = s.page.locator('.notifications-center .notification-list-item');

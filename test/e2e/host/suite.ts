@@ -113,6 +113,21 @@ export async function run(): Promise<void> {
     assert(diags.some((d) => /riemannion|Value is not accepted|not accepted/i.test(d.message)), `diagnostics: ${diags.map((d) => d.message).join(' | ')}`);
   });
 
+  await test('*.rlora.json files get the rules between fields as diagnostics, at the value (schema/rules.json)', async () => {
+    const uri = vscode.Uri.joinPath(folder!, 'rules.rlora.json');
+    const text = JSON.stringify({ task: { kind: 'synthetic-lowrank', synthetic: { width: 8 } }, adapter: { rank: 16 }, method: { init: 'lora', optimizer: 'adamw' }, train: { steps: 4 } }, null, 2);
+    writeFileSync(uri.fsPath, text);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc);
+    const diags = await until('rule diagnostics', () => {
+      const d = vscode.languages.getDiagnostics(uri).filter((x) => x.source === 'RiemannLoRA');
+      return d.length ? d : undefined;
+    }, 30_000);
+    assert(diags.length === 1 && diags[0]!.message === '/adapter/rank: must be <= the synthetic width (8) (got 16)', `diagnostics: ${diags.map((d) => d.message).join(' | ')}`);
+    assert(doc.getText(diags[0]!.range) === '16', `underlined: ${doc.getText(diags[0]!.range)}`);
+    await vscode.commands.executeCommand('workbench.action.closeActiveEditor');
+  });
+
   await test('Check Environment: doctor findings for the real interpreter and for a missing one', async () => {
     const ext2 = ext!.extensionUri.fsPath;
     const ok = findings(await runDoctor(python, join(ext2, 'native-worker')), python);
