@@ -51,7 +51,7 @@ function eventsText(n: number, t0: number): string {
     lines.push(metricLine(step, t0));
     if (step % 100 === 0 && lines.length < n - 1) lines.push(evalLine(step, t0));
   }
-  lines.push(JSON.stringify({ type: 'finished', version: 1, time: t0 + step * 0.01, status: 'completed', summary: { steps: step, final_loss: 0.1, wall_s: step * 0.01 } }));
+  lines.push(JSON.stringify({ type: 'finished', version: 1, time: t0 + step * 0.01, status: 'completed', summary: { steps: step, last_loss: 0.1, process_wall_s: step * 0.01 } }));
   return `${lines.join('\n')}\n`;
 }
 

@@ -48,6 +48,12 @@ def test_every_event_kind_is_emitted_schema_valid_and_mirrored_on_stdout(tmp_pat
     assert finished["type"] == "finished" and finished["status"] == "completed"
     assert finished["summary"]["steps"] == 6 and finished["summary"]["adapter_path"] == "adapter"
     assert finished["summary"]["final_eval"]["loss"] >= 0
+    # Raw numbers under raw names (the engine's smoothed ones are run.json's *_smoothed): the last step's
+    # loss is the last train metric's, the minimum is over those steps, and no old name is written.
+    s = finished["summary"]
+    train = [e["loss"] for e in events if e["type"] == "metric" and e["split"] == "train"]
+    assert s["last_loss"] == train[-1] and s["min_loss"] == min(train) and s["process_wall_s"] > 0
+    assert not {"final_loss", "best_loss", "wall_s"} & s.keys()
     checkpoints = [e for e in events if e["type"] == "checkpoint"]
     assert [(c["step"], c["reason"]) for c in checkpoints] == [(2, "interval"), (4, "interval"), (6, "final")]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step-00000004", "step-00000006"]

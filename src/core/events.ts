@@ -38,6 +38,19 @@ export type WorkerEvent =
   | ErrorEvent
   | FinishedEvent;
 
+/**
+ * The raw numbers of a `finished` event's summary (this worker process, never smoothed), read under the
+ * old names too: events written before the rename have final_loss, best_loss and wall_s.
+ */
+export function rawSummary(e: FinishedEvent): { last_loss: number | null; min_loss: number | null; process_wall_s: number | null } {
+  const s = e.summary;
+  return {
+    last_loss: s.last_loss ?? s.final_loss ?? null,
+    min_loss: s.min_loss ?? s.best_loss ?? null,
+    process_wall_s: s.process_wall_s ?? s.wall_s ?? null,
+  };
+}
+
 export type ParseResult = { ok: true; event: WorkerEvent } | { ok: false; reason: string };
 
 const MAX_LINE_CHARS = 1 << 20;

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { Engine, MetricsDelta } from '../core/engine';
-import type { WorkerEvent } from '../core/events';
+import { rawSummary, type WorkerEvent } from '../core/events';
 import type { RunKey } from '../core/runStore';
 
 function eventLine(e: WorkerEvent): string | undefined {
@@ -19,8 +19,10 @@ function eventLine(e: WorkerEvent): string | undefined {
       return `${t} [${e.level}] ${e.message}`;
     case 'error':
       return `${t} [error] ${e.kind}: ${e.message}${e.hint ? `\n         hint: ${e.hint}` : ''}`;
-    case 'finished':
-      return `${t} finished: ${e.status}${e.summary.final_loss !== undefined && e.summary.final_loss !== null ? `, final loss ${e.summary.final_loss}` : ''}`;
+    case 'finished': {
+      const last = rawSummary(e).last_loss;
+      return `${t} finished: ${e.status}${last !== null ? `, last loss ${last} (raw)` : ''}`;
+    }
     default:
       return undefined;
   }

@@ -375,10 +375,12 @@ class _Session:
         self.status.update(step=loop.state.step)
 
     def _summary(self, **extra: Any) -> dict[str, Any]:
+        """The `finished` event's summary: raw numbers of this process (never smoothed; the engine's
+        smoothed ones are run.json's `final_loss_smoothed` / `best_loss_smoothed`)."""
         st = self.loop.state if self.loop is not None else None
-        summary: dict[str, Any] = {"wall_s": time.time() - self.t0}
+        summary: dict[str, Any] = {"process_wall_s": time.time() - self.t0}
         if st is not None:
-            summary.update(steps=st.step, final_loss=st.last_loss, best_loss=st.best_loss)
+            summary.update(steps=st.step, last_loss=st.last_loss, min_loss=st.best_loss)
             if st.last_eval:
                 summary["final_eval"] = st.last_eval
         summary.update({k: v for k, v in extra.items() if v is not None})

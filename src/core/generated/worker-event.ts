@@ -193,13 +193,40 @@ export interface Finished {
   time?: unknown;
   rank?: unknown;
   status: 'completed' | 'stopped' | 'failed' | 'diverged';
+  /**
+   * What this worker process saw, raw (never smoothed; the engine's smoothed numbers are run.json's summary). Workers before the names said raw wrote final_loss, best_loss and wall_s for last_loss, min_loss and process_wall_s; readers take those as the new names.
+   */
   summary: {
     steps?: Count;
-    final_loss?: LossValue;
-    best_loss?: LossValue;
+    /**
+     * Raw train loss of the last completed step (one mini-batch, not smoothed); null before the first step.
+     */
+    last_loss?: number | null;
+    /**
+     * Lowest raw train loss of any step of the run (kept across resumes in the checkpoint; one mini-batch, not smoothed); null before the first step.
+     */
+    min_loss?: number | null;
     final_eval?: Metrics;
-    wall_s?: number;
+    /**
+     * Seconds from this worker process's start of the run to now, model loading included; a resumed run's earlier processes are not counted.
+     */
+    process_wall_s?: number;
     peak_memory_bytes?: Count;
     adapter_path?: string;
+    /**
+     * @deprecated
+     * Old name of last_loss (events written before the rename).
+     */
+    final_loss?: number | null;
+    /**
+     * @deprecated
+     * Old name of min_loss (events written before the rename).
+     */
+    best_loss?: number | null;
+    /**
+     * @deprecated
+     * Old name of process_wall_s (events written before the rename).
+     */
+    wall_s?: number;
   };
 }

@@ -3,7 +3,7 @@
 import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { EventLineParser, EventTailer, parseEventLine, readAllEvents, type WorkerEvent } from '../../../src/core/events';
+import { EventLineParser, EventTailer, parseEventLine, rawSummary, readAllEvents, type WorkerEvent } from '../../../src/core/events';
 import { metricLine, randInt, rng, tempDir } from './helpers';
 
 const FIXTURES = join(import.meta.dirname, '..', '..', '..', 'schema', 'fixtures', 'event');
@@ -69,6 +69,17 @@ describe('parseEventLine', () => {
   it('keeps a null loss (NaN on the worker side)', () => {
     const r = parseEventLine(metricLine(3, null));
     expect(r.ok && r.event.type === 'metric' && r.event.loss === null).toBe(true);
+  });
+
+  it("rawSummary reads the finished summary's raw numbers, under the old names in events written before the rename", () => {
+    const finished = (summary: object) => {
+      const r = parseEventLine(JSON.stringify({ type: 'finished', version: 1, time: 1, status: 'completed', summary }));
+      if (!r.ok || r.event.type !== 'finished') throw new Error(r.ok ? 'not finished' : r.reason);
+      return r.event;
+    };
+    expect(rawSummary(finished({ steps: 3, last_loss: 0.5, min_loss: 0.25, process_wall_s: 2 }))).toEqual({ last_loss: 0.5, min_loss: 0.25, process_wall_s: 2 });
+    expect(rawSummary(finished({ steps: 3, final_loss: 0.5, best_loss: 0.25, wall_s: 2 }))).toEqual({ last_loss: 0.5, min_loss: 0.25, process_wall_s: 2 });
+    expect(rawSummary(finished({}))).toEqual({ last_loss: null, min_loss: null, process_wall_s: null });
   });
 });
 
