@@ -2,7 +2,8 @@
 
 Imports inside functions count too (a lazy import is still a dependency). Layers, bottom first:
 
-    0  errors, jsondoc, paths, schemas, catalogue, rules, assets, geometry   vocabulary, helpers
+    0  errors, jsondoc, paths, schemas, catalogue, rules, assets, geometry,   vocabulary, helpers,
+       run_config                                           the typed run config
     1  adapters                                             LoRA layers on the manifold point
     2  init, optim, peft_io                                  what acts on adapters
     3  methods, tasks, training                              a method = init x optimizer; data; the loop
@@ -22,7 +23,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "riemannlora"
 LAYERS = [
-    {"errors", "jsondoc", "paths", "schemas", "catalogue", "rules", "assets", "geometry"},
+    {"errors", "jsondoc", "paths", "schemas", "catalogue", "rules", "assets", "geometry", "run_config"},
     {"adapters"},
     {"init", "optim", "peft_io"},
     {"methods", "tasks", "training"},
