@@ -12,6 +12,11 @@ Public API (names are a contract):
     rl.export_peft(model, "out/adapter")
     rl.import_peft(model, "some/peft_adapter", parametrization="manifold")
 
+    # the same through config objects (riemannlora.run_config; what the worker passes):
+    setup = rl.setup_method(model, rl.MethodConfig(init="loi", optimizer="riemannion"),
+                            rl.AdapterConfig(rank=16, target_modules=("q_proj", "v_proj")),
+                            init_batches=batches, loss_fn=loss_fn)
+
 Names resolve lazily so that `import riemannlora` stays cheap for the worker's `doctor` and `validate`.
 """
 
@@ -40,6 +45,9 @@ _EXPORTS = {
     "export_peft": "riemannlora.peft_io",
     "import_peft": "riemannlora.peft_io",
     "setup_method": "riemannlora.methods",
+    "RunConfig": "riemannlora.run_config",
+    "AdapterConfig": "riemannlora.run_config",
+    "MethodConfig": "riemannlora.run_config",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -18,7 +18,10 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from riemannlora.run_config import RunConfig
 
 
 class ConfigError(Exception):
@@ -108,64 +111,40 @@ def path_problems(config: dict[str, Any]) -> list[ConfigProblem]:
 
 
 def method_arguments(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Keyword arguments of `riemannlora.methods.setup_method` for a resolved config, and warnings.
+    """Keyword arguments of `riemannlora.methods.setup_method`'s keyword form for a resolved config, and
+    the warnings of `riemannlora.run_config.for_optimizer` (fields the optimizer does not take, dropped).
 
-    Fields the schema accepts but that mean nothing for the chosen optimizer are dropped with a warning
-    (not an error, so that every schema-valid config runs): `adapter.alpha`/`rslora` with a Riemannian
-    optimizer (the scale lives in the point), and `method.momentum`, `betas` or `momentum_store` with an
-    optimizer that does not take them (the catalogue's `params`, schema/methods.json).
+    The worker passes the objects instead (`RunConfig.from_resolved`, `for_optimizer`); this flat form is
+    for callers of the keyword API. Missing fields take the objects' defaults.
     """
-    from riemannlora import catalogue
+    from riemannlora.run_config import AdapterConfig, LoiConfig, MethodConfig, for_optimizer
 
-    method, adapter, train = config["method"], config["adapter"], config["train"]
-    optimizer = method["optimizer"]
-    riemannian = catalogue.parametrization(optimizer) == "manifold"
-    warnings: list[str] = []
-    loi = method.get("loi", {})
+    method, adapter, warnings = for_optimizer(
+        MethodConfig.from_resolved(config["method"]), AdapterConfig.from_resolved(config["adapter"])
+    )
+    loi = method.loi or LoiConfig()
+    targets = adapter.target_modules
     kwargs: dict[str, Any] = {
-        "rank": adapter["rank"],
-        "alpha": adapter.get("alpha"),
-        "target_modules": adapter.get("target_modules", "all-linear"),
-        "dropout": adapter.get("dropout", 0.0),
-        "rslora": adapter.get("rslora", False),
-        "dora": adapter.get("dora", False),
-        "init": method["init"],
-        "optimizer": optimizer,
-        "lr": method.get("lr"),
-        "momentum": method.get("momentum"),
-        "weight_decay": method.get("weight_decay", 0.0),
-        "loraplus_ratio": method.get("loraplus_ratio", 16.0),
-        "loi_oversample": loi.get("oversample", 16),
-        "loi_power_iters": loi.get("power_iters", 1),
-        "loi_scale": loi.get("scale"),
-        "seed": train.get("seed", 0),
-        "riemannion_momentum_store": method.get("momentum_store", "raw"),
+        "rank": adapter.rank,
+        "alpha": adapter.alpha,
+        "target_modules": targets if isinstance(targets, str) else list(targets),
+        "dropout": adapter.dropout,
+        "rslora": adapter.rslora,
+        "dora": adapter.dora,
+        "init": method.init,
+        "optimizer": method.optimizer,
+        "lr": method.lr,
+        "momentum": method.momentum,
+        "weight_decay": method.weight_decay,
+        "loraplus_ratio": method.loraplus_ratio,
+        "loi_oversample": loi.oversample,
+        "loi_power_iters": loi.power_iters,
+        "loi_scale": loi.scale,
+        "seed": config["train"].get("seed", 0),
+        "riemannion_momentum_store": method.momentum_store,
     }
-    if "betas" in method:
-        kwargs["betas"] = tuple(method["betas"])
-    if riemannian and kwargs["rslora"]:
-        warnings.append(
-            f"adapter.rslora has no effect with optimizer {optimizer} (the scale lives in the point)"
-        )
-        kwargs["rslora"] = False
-    if riemannian and kwargs["alpha"] is not None:
-        warnings.append(f"adapter.alpha is ignored by optimizer {optimizer} (the scale lives in the point)")
-    if kwargs["momentum"] is not None and not catalogue.takes(optimizer, "momentum"):
-        warnings.append(
-            f"method.momentum does not apply to optimizer {optimizer} (set method.betas); ignored"
-        )
-        kwargs["momentum"] = None
-    if "betas" in kwargs and not catalogue.takes(optimizer, "betas"):
-        warnings.append(
-            f"method.betas does not apply to optimizer {optimizer} (set method.momentum); ignored"
-        )
-        del kwargs["betas"]
-    if kwargs["riemannion_momentum_store"] != "raw" and not catalogue.takes(optimizer, "momentum_store"):
-        warnings.append(
-            f"method.momentum_store applies to optimizer riemannion only; ignored for {optimizer}"
-        )
-    if not catalogue.takes(optimizer, "momentum_store"):
-        kwargs["riemannion_momentum_store"] = "raw"
+    if method.betas is not None:
+        kwargs["betas"] = tuple(method.betas)
     return kwargs, warnings
 
 
@@ -175,18 +154,22 @@ def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
         from riemannlora.methods import validate_method
     except ImportError:  # the trainer is not importable: `run` will say why
         return []
-    kwargs, _ = method_arguments(config)
+    from riemannlora.run_config import AdapterConfig, MethodConfig, for_optimizer
+
+    method, adapter, _ = for_optimizer(
+        MethodConfig.from_resolved(config["method"]), AdapterConfig.from_resolved(config["adapter"])
+    )
     problems = []
     try:
         validate_method(
-            init=kwargs["init"],
-            optimizer=kwargs["optimizer"],
-            dora=kwargs["dora"],
-            rslora=kwargs["rslora"],
-            momentum=kwargs["momentum"],
+            init=method.init,
+            optimizer=method.optimizer,
+            dora=adapter.dora,
+            rslora=adapter.rslora,
+            momentum=method.momentum,
             init_batches=[],  # the worker always provides the batches and the loss of gradient-based starts
             loss_fn=lambda model, batch: None,
-            riemannion_momentum_store=kwargs["riemannion_momentum_store"],
+            riemannion_momentum_store=method.momentum_store,
         )
     except ValueError as exc:
         text = str(exc)
@@ -442,6 +425,13 @@ def load_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> di
     from riemannlora.tasks.registry import task_default_overrides
 
     return apply_defaults(raw, task_default_overrides(raw["task"]["kind"]))
+
+
+def load_run_config(path: str | os.PathLike[str], *, check_paths: bool = True) -> RunConfig:
+    """`load_config` as typed objects (riemannlora.run_config.RunConfig; `to_dict()` is the resolved dict)."""
+    from riemannlora.run_config import RunConfig
+
+    return RunConfig.from_resolved(load_config(path, check_paths=check_paths))
 
 
 def config_differences(a: Any, b: Any, path: str = "") -> list[str]:

@@ -22,6 +22,7 @@ starting points, not tuned values — tune per method before comparing (arXiv 26
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from . import catalogue
+from .run_config import AdapterConfig, LoiConfig, MethodConfig
 
 # What a method is comes from the catalogue (schema/methods.json); these names are its views.
 INITS = catalogue.inits()
@@ -195,8 +197,7 @@ def _run_init(
     return None
 
 
-def setup_method(
-    model: nn.Module,
+def method_configs(
     *,
     rank: int,
     alpha: float | None = None,
@@ -211,35 +212,89 @@ def setup_method(
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
     loraplus_ratio: float = 16.0,
-    init_batches: Iterable | None = None,
-    loss_fn: Callable | None = None,
     loi_oversample: int = 16,
     loi_power_iters: int = 1,
     loi_scale: float | None = None,
-    seed: int = 0,
     riemannion_momentum_store: str = "raw",
+) -> tuple[MethodConfig, AdapterConfig]:
+    """The (MethodConfig, AdapterConfig) of `setup_method`'s keyword form: its keywords and defaults.
+
+    `riemannion_momentum_store` is `MethodConfig.momentum_store`, `loi_*` are `MethodConfig.loi`'s fields.
+    """
+    method = MethodConfig(
+        init=init,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        betas=tuple(betas),
+        weight_decay=weight_decay,
+        loraplus_ratio=loraplus_ratio,
+        momentum_store=riemannion_momentum_store,
+        loi=LoiConfig(oversample=loi_oversample, power_iters=loi_power_iters, scale=loi_scale),
+    )
+    adapter = AdapterConfig(
+        rank=rank, target_modules=target_modules, alpha=alpha, dropout=dropout, rslora=rslora, dora=dora
+    )
+    return method, adapter
+
+
+def setup_method(
+    model: nn.Module,
+    method: MethodConfig | None = None,
+    adapter: AdapterConfig | None = None,
+    *,
+    init_batches: Iterable | None = None,
+    loss_fn: Callable | None = None,
+    seed: int = 0,
     init_reduce_fn=None,
+    **keywords,
 ) -> MethodSetup:
-    """Inject adapters into `model`, apply the start `init`, and build `optimizer` over them.
+    """Inject `adapter` layers into `model`, apply the start `method.init`, build `method.optimizer`.
+
+    `method` and `adapter` are a `MethodConfig` and an `AdapterConfig` (riemannlora.run_config); or, as a
+    convenience, their fields as keywords: `setup_method(model, rank=16, target_modules=[...], init="loi",
+    optimizer="riemannion", lr=..., ...)` (the keywords of `method_configs`).
 
     Riemannian optimizers get `parametrization="manifold"` layers (`alpha` is ignored there: the scale lives
-    in the point), the others `"factors"`. `init_batches` and `loss_fn(model, batch)` are needed by the
-    gradient-based starts (loi, lora-ga); all their passes run on those same batches. `seed` makes the start
-    reproducible. `init_reduce_fn(tensor)` reduces LOI's probe products in place across data-parallel
-    ranks (e.g. an all-reduce average under torchrun; None: one process). `lr=None` takes
-    `DEFAULT_LR[optimizer]`; `momentum=None` the optimizer's default (0.9 for
-    the heavy-ball methods, 0.95 for Muon). Invalid combinations raise ValueError naming the field.
+    in the point), the others `"factors"` (an `adapter.parametrization` that disagrees is an error).
+    `init_batches` and `loss_fn(model, batch)` are needed by the gradient-based starts (loi, lora-ga); all
+    their passes run on those same batches. `seed` makes the start reproducible. `init_reduce_fn(tensor)`
+    reduces LOI's probe products in place across data-parallel ranks (e.g. an all-reduce average under
+    torchrun; None: one process). `lr=None` takes `DEFAULT_LR[optimizer]`; `momentum=None` the optimizer's
+    default (0.9 for the heavy-ball methods, 0.95 for Muon); `betas=None` (0.9, 0.999). Invalid
+    combinations raise ValueError naming the field. Fields the optimizer does not take are errors here;
+    `riemannlora.run_config.for_optimizer` drops them with a warning first (what the worker does).
     """
+    if method is None and adapter is None:
+        method, adapter = method_configs(**keywords)
+    elif keywords:
+        raise TypeError(
+            "setup_method: pass a MethodConfig and an AdapterConfig, or their fields as keywords, not both "
+            f"(got {', '.join(sorted(keywords))})"
+        )
+    if not isinstance(method, MethodConfig) or not isinstance(adapter, AdapterConfig):
+        raise TypeError(
+            "setup_method(model, method, adapter): method must be a MethodConfig and adapter an "
+            f"AdapterConfig, got {type(method).__name__} and {type(adapter).__name__}"
+        )
+    init, optimizer, lr, momentum = method.init, method.optimizer, method.lr, method.momentum
+    loraplus_ratio = method.loraplus_ratio
+    loi = method.loi or LoiConfig()
     parametrization = validate_method(
         init=init,
         optimizer=optimizer,
-        dora=dora,
-        rslora=rslora,
+        dora=adapter.dora,
+        rslora=adapter.rslora,
         momentum=momentum,
         init_batches=init_batches,
         loss_fn=loss_fn,
-        riemannion_momentum_store=riemannion_momentum_store,
+        riemannion_momentum_store=method.momentum_store,
     )
+    if adapter.parametrization not in (None, parametrization):
+        raise ValueError(
+            f"adapter.parametrization={adapter.parametrization!r} does not fit optimizer={optimizer!r}, "
+            f"which trains {parametrization!r} adapters; leave parametrization unset"
+        )
     if lr is None:
         lr = DEFAULT_LR[optimizer]
     if not lr > 0:
@@ -256,16 +311,7 @@ def setup_method(
             "setup_method: the model already has adapter layers; pass the base model (setup_method "
             "injects the adapters itself)"
         )
-    adapters = inject_adapters(
-        model,
-        rank=rank,
-        target_modules=target_modules,
-        alpha=alpha,
-        parametrization=parametrization,
-        dropout=dropout,
-        rslora=rslora,
-        dora=dora,
-    )
+    adapters = inject_adapters(model, dataclasses.replace(adapter, parametrization=parametrization))
     start = time.perf_counter()
     report = _run_init(
         model,
@@ -274,16 +320,18 @@ def setup_method(
         init_batches,
         loss_fn,
         seed,
-        loi_oversample,
-        loi_power_iters,
-        loi_scale,
+        loi.oversample,
+        loi.power_iters,
+        loi.scale,
         init_reduce_fn,
     )
     init_seconds = time.perf_counter() - start
+    betas = tuple(method.betas) if method.betas is not None else (0.9, 0.999)
     opt = _build_optimizer(
-        model, optimizer, lr, momentum, tuple(betas), weight_decay, loraplus_ratio, riemannion_momentum_store
+        model, optimizer, lr, momentum, betas, method.weight_decay, loraplus_ratio, method.momentum_store
     )
 
+    rslora, dora, rank = adapter.rslora, adapter.dora, adapter.rank
     variant = (" + rsLoRA" if rslora else "") + (" + DoRA" if dora else "")
     init_name = (
         _INIT_NAMES[init]

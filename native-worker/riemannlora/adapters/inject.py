@@ -7,13 +7,39 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..run_config import AdapterConfig
 from .base import AdapterLayerBase, supported_base
 from .factors import FactorLoRALayer
 from .manifold import ManifoldLoRALayer
 
-__all__ = ["inject_adapters", "adapter_layers", "PARAMETRIZATIONS"]
+__all__ = ["inject_adapters", "adapter_config", "adapter_layers", "AdapterConfig", "PARAMETRIZATIONS"]
 
 PARAMETRIZATIONS = ("manifold", "factors")
+
+
+def adapter_config(
+    rank: int,
+    target_modules: Sequence[str] | str,
+    alpha: float | None = None,
+    parametrization: str = "manifold",
+    dropout: float = 0.0,
+    rslora: bool = False,
+    dora: bool = False,
+    dtype: torch.dtype | None = None,
+    init_scale: float = 1e-6,
+) -> AdapterConfig:
+    """The :class:`AdapterConfig` of ``inject_adapters``' keyword form (its arguments and defaults)."""
+    return AdapterConfig(
+        rank=rank,
+        target_modules=target_modules,
+        alpha=alpha,
+        parametrization=parametrization,
+        dropout=dropout,
+        rslora=rslora,
+        dora=dora,
+        dtype=dtype,
+        init_scale=init_scale,
+    )
 
 
 def adapter_layers(model: nn.Module) -> dict[str, AdapterLayerBase]:
@@ -36,27 +62,31 @@ def _output_head(model: nn.Module) -> nn.Module | None:
 
 
 def inject_adapters(
-    model: nn.Module,
-    rank: int,
-    target_modules: Sequence[str] | str,
-    alpha: float | None = None,
-    parametrization: str = "manifold",
-    dropout: float = 0.0,
-    rslora: bool = False,
-    dora: bool = False,
-    dtype: torch.dtype | None = None,
-    init_scale: float = 1e-6,
+    model: nn.Module, adapter: AdapterConfig | int | None = None, *args, **keywords
 ) -> dict[str, AdapterLayerBase]:
     """Replace each targeted ``nn.Linear`` / HF ``Conv1D`` by an adapter layer and freeze the base model.
 
+    ``adapter`` is an :class:`~riemannlora.run_config.AdapterConfig` (``inject_adapters(model, adapter)``),
+    or, as a convenience, the same fields as arguments: ``inject_adapters(model, rank, target_modules,
+    alpha=None, parametrization="manifold", dropout=0.0, rslora=False, dora=False, dtype=None,
+    init_scale=1e-6)`` (`adapter_config`).
+
     ``target_modules``: name suffixes (a module matches if its full name equals an entry or ends with
     ``"." + entry``) or ``"all-linear"`` (every Linear/Conv1D except the output head ``lm_head``).
-    ``parametrization="manifold"`` gives :class:`ManifoldLoRALayer` (RiemannLoRA; ``alpha``, ``rslora``
-    do not apply: the scale lives in the point; ``init_scale`` is its tiny start, docs/method.md §5),
-    ``"factors"`` gives :class:`FactorLoRALayer` (Euclidean baselines; ``alpha`` defaults to ``rank``).
-    ``dtype``: adapter/geometry dtype (default fp32, fp64 for fp64 models). Every base parameter of the
-    model gets ``requires_grad=False``. Returns ``{module path: layer}``.
+    ``parametrization="manifold"`` (also for None) gives :class:`ManifoldLoRALayer` (RiemannLoRA;
+    ``alpha``, ``rslora`` do not apply: the scale lives in the point; ``init_scale`` is its tiny start,
+    docs/method.md §5), ``"factors"`` gives :class:`FactorLoRALayer` (Euclidean baselines; ``alpha``
+    defaults to ``rank``). ``dtype``: adapter/geometry dtype (default fp32, fp64 for fp64 models). Every
+    base parameter of the model gets ``requires_grad=False``. Returns ``{module path: layer}``.
     """
+    if isinstance(adapter, AdapterConfig):
+        if args or keywords:
+            raise TypeError("inject_adapters: pass an AdapterConfig or the adapter's fields, not both")
+    else:
+        adapter = adapter_config(*(() if adapter is None else (adapter,)), *args, **keywords)
+    rank, target_modules, alpha = adapter.rank, adapter.target_modules, adapter.alpha
+    dropout, rslora, dora, dtype = adapter.dropout, adapter.rslora, adapter.dora, adapter.dtype
+    parametrization = adapter.parametrization or "manifold"
     if parametrization not in PARAMETRIZATIONS:
         raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}, got {parametrization!r}")
     if dora and parametrization != "factors":
@@ -70,6 +100,8 @@ def inject_adapters(
         raise ValueError(
             "target_modules is empty: give module name suffixes, e.g. ['q_proj', 'v_proj'], or 'all-linear'"
         )
+    else:
+        target_modules = list(target_modules)  # as given (AdapterConfig keeps a tuple): the messages show it
 
     head = _output_head(model)
     candidates = [(n, m) for n, m in model.named_modules() if n and supported_base(m)]
@@ -101,7 +133,9 @@ def inject_adapters(
     layers: dict[str, AdapterLayerBase] = {}
     for name, module in chosen:
         if parametrization == "manifold":
-            layer = ManifoldLoRALayer(module, rank, dropout=dropout, dtype=dtype, init_scale=init_scale)
+            layer = ManifoldLoRALayer(
+                module, rank, dropout=dropout, dtype=dtype, init_scale=adapter.init_scale
+            )
         else:
             layer = FactorLoRALayer(
                 module, rank, alpha=alpha, dropout=dropout, rslora=rslora, dora=dora, dtype=dtype
