@@ -186,8 +186,9 @@ def sum_over_ranks(value: float, ctx: DistContext, device: torch.device) -> floa
 
 # ---------------------------------------------------------------------------------------------------------
 # method setup and the wrapper
-def setup_method(model: nn.Module, kwargs: dict[str, Any], ctx: DistContext):
-    """`riemannlora.methods.setup_method`, with LOI's probe products averaged over the ranks.
+def setup_method(model: nn.Module, method, adapter, ctx: DistContext, **options):
+    """`riemannlora.methods.setup_method(model, method, adapter, **options)` (a MethodConfig and an
+    AdapterConfig), with LOI's probe products averaged over the ranks.
 
     Every rank draws the same probes (same seed) on its own shard of the init batches; averaging the
     products gives the global-batch sketch, so all ranks compute the same start. Other inits need no data
@@ -195,15 +196,15 @@ def setup_method(model: nn.Module, kwargs: dict[str, Any], ctx: DistContext):
     """
     from riemannlora.methods import setup_method as plain_setup
 
-    if not active(ctx) or kwargs.get("init") != "loi":
-        return plain_setup(model, **kwargs)
+    if not active(ctx) or method.init != "loi":
+        return plain_setup(model, method, adapter, **options)
     world = ctx.world_size
 
     def average(t: torch.Tensor) -> None:
         _dist().all_reduce(t)
         t.div_(world)
 
-    return plain_setup(model, **kwargs, init_reduce_fn=average)
+    return plain_setup(model, method, adapter, **options, init_reduce_fn=average)
 
 
 def _adapter_names(model: nn.Module) -> set[str]:

@@ -23,7 +23,7 @@ import sys
 import time
 from typing import IO, Any
 
-from riemannlora.config import ConfigError, ConfigProblem, load_config, method_arguments
+from riemannlora.config import ConfigError, ConfigProblem, load_config
 from riemannlora.errors import (
     EXIT_CONFIG,
     EXIT_DISK,
@@ -35,6 +35,7 @@ from riemannlora.errors import (
     explain,
 )
 from riemannlora.jsondoc import printable
+from riemannlora.run_config import RunConfig, for_optimizer
 from riemannlora.worker import ddp
 from riemannlora.worker.distributed import DistContext
 from riemannlora.worker.events import EventWriter
@@ -339,12 +340,20 @@ class _Session:
 
     # ------------------------------------------------------------------------------------------------
     def _setup_method(self, model, cfg, init_batches, loss_fn):
-        kwargs, warnings = method_arguments(cfg)
+        run_config = RunConfig.from_resolved(cfg)
+        method, adapter, warnings = for_optimizer(run_config.method, run_config.adapter)
         for text in warnings:
             self.events.log("warning", text)
-        kwargs.update(init_batches=init_batches, loss_fn=loss_fn)
         try:
-            return ddp.setup_method(model, kwargs, self.dist)
+            return ddp.setup_method(
+                model,
+                method,
+                adapter,
+                self.dist,
+                init_batches=init_batches,
+                loss_fn=loss_fn,
+                seed=run_config.train.seed,
+            )
         except ValueError as exc:
             raise WorkerError(
                 "config", str(exc), "change the adapter/method fields of the run config"
