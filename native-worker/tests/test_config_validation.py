@@ -63,8 +63,8 @@ SEMANTIC_CASES = [
     (
         "dora-with-loi",
         _patched(adapter={"rank": 2, "dora": True}, method={"init": "loi", "optimizer": "adamw"}),
-        "/adapter/dora",
-        "dora",
+        "/method/init",  # a schema rule now: DoRA starts from B·A = 0 (schema/methods.json zero_product)
+        "allowed values",
     ),
     (
         "missing-model-dir",
