@@ -31,8 +31,8 @@ Commands:
   compare --config FILE
                        the config's task and budget with each method (default: the demo's four)
       --methods LIST     comma-separated: ${DEFAULT_METHODS.map((m) => m.id).join(', ')}
-      --baseline ID      the method whose final loss is the target (default: lora-adamw)
-  list                 runs under the output root with state, step and final loss
+      --baseline ID      the method whose final loss (smoothed) is the target (default: lora-adamw)
+  list                 runs under the output root with state, step and final loss (smoothed)
   validate --config FILE
                        check a run config against the schema (and with the worker when Python is found)
 
@@ -97,7 +97,8 @@ function makeEngine(values: Record<string, string | boolean | undefined>): Commo
   const board = new ProgressBoard(process.stdout);
   engine.on('run-added', (info) => board.update(info));
   engine.on('run-updated', (info) => board.update(info));
-  engine.on('run-finished', (info) => board.update(info, info.summary?.final_loss ?? undefined));
+  // The bars show the latest logged train loss (raw) to the end; the smoothed final loss is in the line and table after.
+  engine.on('run-finished', (info) => board.update(info));
   engine.on('metrics-appended', (d) => {
     const last = d.train[d.train.length - 1];
     if (last) board.progress(d.key, last.step, last.loss);
@@ -302,7 +303,7 @@ async function main(argv: string[]): Promise<number> {
       const s = done.summary;
       process.stdout.write(
         `\n${printable(done.label)}: ${done.state} at step ${s?.steps ?? done.step}` +
-          (s?.final_loss !== null && s?.final_loss !== undefined ? `, final loss ${Number(s.final_loss.toPrecision(4))}` : '') +
+          (s?.final_loss_smoothed !== null && s?.final_loss_smoothed !== undefined ? `, final loss (smoothed) ${Number(s.final_loss_smoothed.toPrecision(4))}` : '') +
           (s?.best_eval ? `, best eval ${s.best_eval.name} ${Number(s.best_eval.value.toPrecision(4))}` : '') +
           `\nrun directory: ${printable(done.dir, 1000)}\n`,
       );
@@ -312,13 +313,20 @@ async function main(argv: string[]): Promise<number> {
     case 'list': {
       const root = resolve(values.out ?? '.rlora-runs');
       const { RunStore } = await import('./core/runStore');
-      const runs = new RunStore(root).listAll();
+      const { summarizeEventsFile } = await import('./core/compare');
+      const store = new RunStore(root);
+      const runs = store.listAll();
       if (!runs.length) {
         process.stdout.write(`no runs under ${root}\n`);
         return 0;
       }
-      const rows = runs.map((r) => [r.key, printable(r.method, 60), r.damaged ? `damaged: ${printable(r.damaged, 120)}` : r.state, `${r.step}/${r.steps}`, r.summary?.final_loss !== null && r.summary?.final_loss !== undefined ? String(Number(r.summary.final_loss.toPrecision(4))) : '—']);
-      const header = ['run', 'method', 'state', 'step', 'final loss'];
+      // A summary cached under the old names is recomputed from the events here (list writes nothing).
+      const loss = (r: (typeof runs)[number]) => (r.summary ?? (r.summary_stale ? summarizeEventsFile(store.eventsPath(r.key)) : undefined))?.final_loss_smoothed;
+      const rows = runs.map((r) => {
+        const l = loss(r);
+        return [r.key, printable(r.method, 60), r.damaged ? `damaged: ${printable(r.damaged, 120)}` : r.state, `${r.step}/${r.steps}`, l !== null && l !== undefined ? String(Number(l.toPrecision(4))) : '—'];
+      });
+      const header = ['run', 'method', 'state', 'step', 'final loss (smoothed)'];
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
       const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join('  ').trimEnd();
       process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);

@@ -1,18 +1,21 @@
 // Comparisons: sibling runs of one config with baseline methods, and the numbers that compare them.
 //
-// Definitions (shown in the report):
-//   smoothed loss   trailing mean of the train loss over a window of max(1, ceil(10% of the logged points))
-//   final loss      the smoothed loss at the last logged step (the mean of the last window)
-//   best loss       the lowest smoothed loss
-//   steps to target the first step whose smoothed loss is <= the baseline's final loss
+// Definitions (shown in the report, the comparison panel and the CLI table; SMOOTHING_NOTE):
+//   smoothed loss   trailing mean of the train loss over a window of max(1, ceil(SMOOTHING_FRACTION × the
+//                   number of logged points))
+//   final_loss_smoothed  the smoothed loss at the last logged step (the mean of the last window)
+//   best_loss_smoothed   the lowest smoothed loss
+//   steps to target the first step whose smoothed loss is <= the baseline's final_loss_smoothed
 //   speedup         baseline's steps to target / this run's steps to target (> 1: reaches it sooner)
-// Smoothing keeps one lucky mini-batch from deciding "reached": the baseline reaches its own final loss at
-// or before its last step by construction.
+// The worker's own numbers (its finished event: last_loss, min_loss) are raw, one mini-batch each.
+// Smoothing keeps one lucky mini-batch from deciding "reached": the baseline reaches its own smoothed
+// final loss at or before its last step by construction.
 import { INITS, isRiemannian, takes } from './catalogue';
 import { checkConfig } from './config';
 import type { RunConfig } from './generated/run-config';
+import { readAllEvents } from './events';
 import type { RunSummary } from './runStore';
-import type { EvalPoint, RunSeries, TrainPoint } from './series';
+import { RunSeries, type EvalPoint, type TrainPoint } from './series';
 
 type Method = RunConfig['method'];
 
@@ -35,7 +38,7 @@ export const DEFAULT_METHODS: readonly MethodPreset[] = [
   { id: 'scaled-adamw', label: 'ScaledAdamW', init: 'lora', optimizer: 'scaled-adamw' },
 ];
 
-/** The method every other run is measured against (its final loss is the target). */
+/** The method every other run is measured against (its final loss, smoothed, is the target). */
 export const DEFAULT_BASELINE = 'lora-adamw';
 
 /**
@@ -78,7 +81,14 @@ export function smooth(points: readonly TrainPoint[], window: number): { step: n
   return out;
 }
 
-export const smoothingWindow = (n: number): number => Math.max(1, Math.ceil(n * 0.1));
+/** The smoothing window as a fraction of the logged train points: the one constant every text derives from. */
+export const SMOOTHING_FRACTION = 0.1;
+/** "10%": the window as the texts state it. */
+export const SMOOTHING_PERCENT = `${Math.round(SMOOTHING_FRACTION * 100)}%`;
+/** What "smoothed" means, in the words of the report, the comparison panel and the CLI table. */
+export const SMOOTHING_NOTE = `trailing mean of the train loss over the last ${SMOOTHING_PERCENT} of the logged steps`;
+
+export const smoothingWindow = (n: number): number => Math.max(1, Math.ceil(n * SMOOTHING_FRACTION));
 
 /** First step whose smoothed loss is <= target; null when never reached. */
 export function stepsToTarget(points: readonly TrainPoint[], target: number, window = smoothingWindow(points.length)): number | null {
@@ -113,14 +123,31 @@ export function summarizeRun(series: RunSeries): RunSummary {
   const lastEval = series.eval[series.eval.length - 1];
   return {
     steps: series.lastStep,
-    final_loss: last ? last.loss : null,
-    best_loss: sm.length ? Math.min(...sm.map((p) => p.loss)) : null,
+    final_loss_smoothed: last ? last.loss : null,
+    best_loss_smoothed: sm.length ? Math.min(...sm.map((p) => p.loss)) : null,
     best_eval: bestEval(series.eval),
-    wall_s: series.wallSeconds,
+    train_wall_s: series.trainWallSeconds,
     peak_memory_bytes: series.peakMemory,
     final_eval: lastEval ? { ...lastEval.metrics } : null,
     lr: series.lr,
   };
+}
+
+/**
+ * The summary of a run from its events.jsonl: how a summary cached under the old names (runStore.ts
+ * isStaleSummary) is recomputed. undefined when the file cannot be read or holds no event.
+ */
+export function summarizeEventsFile(path: string): RunSummary | undefined {
+  let events;
+  try {
+    events = readAllEvents(path).events;
+  } catch {
+    return undefined;
+  }
+  if (!events.length) return undefined;
+  const series = new RunSeries();
+  series.add(events);
+  return summarizeRun(series);
 }
 
 export interface ComparisonRow {
@@ -129,15 +156,15 @@ export interface ComparisonRow {
   method: string;
   state: string;
   summary: RunSummary;
-  /** Steps to reach the baseline's final loss (null: not reached). */
+  /** Steps to reach the baseline's final_loss_smoothed (null: not reached). */
   steps_to_target: number | null;
-  /** Baseline's steps to its own final loss / this run's (null when either is missing). */
+  /** Baseline's steps to its own final_loss_smoothed / this run's (null when either is missing). */
   speedup: number | null;
   baseline: boolean;
 }
 
 export interface Comparison {
-  /** The target: the baseline's final (smoothed) loss; null without a baseline with a finite loss. */
+  /** The target: the baseline's final_loss_smoothed; null without a baseline with a finite loss. */
   target_loss: number | null;
   baseline: string | null;
   rows: ComparisonRow[];
@@ -155,7 +182,7 @@ export interface ComparedRun {
 export function compareRuns(runs: readonly ComparedRun[], baselineKey: string | null): Comparison {
   const summaries = new Map(runs.map((r) => [r.key, summarizeRun(r.series)]));
   const base = runs.find((r) => r.key === baselineKey);
-  const target = base ? (summaries.get(base.key)!.final_loss ?? null) : null;
+  const target = base ? (summaries.get(base.key)!.final_loss_smoothed ?? null) : null;
   const baseSteps = base && target !== null ? stepsToTarget(base.series.train, target) : null;
   return {
     target_loss: target,
@@ -187,15 +214,19 @@ export function tableColumns(c: Comparison): { header: string; cells: string[] }
     { header: 'state', cells: r.map((x) => x.state) },
     { header: 'lr', cells: r.map((x) => (x.summary.lr === null || x.summary.lr === undefined ? '—' : String(x.summary.lr))) },
     { header: 'steps', cells: r.map((x) => String(x.summary.steps)) },
-    { header: 'final loss', cells: r.map((x) => fmt(x.summary.final_loss)) },
-    { header: 'best loss', cells: r.map((x) => fmt(x.summary.best_loss)) },
+    { header: 'final loss (smoothed)', cells: r.map((x) => fmt(x.summary.final_loss_smoothed)) },
+    { header: 'best loss (smoothed)', cells: r.map((x) => fmt(x.summary.best_loss_smoothed)) },
     { header: 'best eval', cells: r.map((x) => (x.summary.best_eval ? `${x.summary.best_eval.name} ${fmt(x.summary.best_eval.value)}` : '—')) },
     { header: 'steps to target', cells: r.map((x) => (x.steps_to_target === null ? (c.target_loss === null ? '—' : 'not reached') : String(x.steps_to_target))) },
     { header: 'speedup', cells: r.map((x) => (x.speedup === null ? '—' : `${x.speedup.toFixed(2)}x`)) },
-    { header: 'wall s', cells: r.map((x) => (x.summary.wall_s === null ? '—' : x.summary.wall_s.toFixed(1))) },
+    { header: 'train wall s', cells: r.map((x) => (x.summary.train_wall_s === null ? '—' : x.summary.train_wall_s.toFixed(1))) },
     { header: 'peak memory', cells: r.map((x) => fmtBytes(x.summary.peak_memory_bytes)) },
   ];
 }
+
+/** The line under a table with a target: what the target and "smoothed" are. */
+export const targetNote = (target: number): string =>
+  `Target: the baseline's final loss (smoothed) ${fmt(target)}. Smoothed: ${SMOOTHING_NOTE}. Speedup: the baseline's steps to the target over this run's.`;
 
 /** A plain-text table (monospace), one row per run. */
 export function formatTable(c: Comparison): string {
@@ -204,6 +235,6 @@ export function formatTable(c: Comparison): string {
   const line = (cells: string[]) => cells.map((s, i) => (i === 0 ? s.padEnd(widths[i]!) : s.padStart(widths[i]!))).join('  ');
   const out = [line(cols.map((col) => col.header)), widths.map((w) => '-'.repeat(w)).join('  ')];
   for (let i = 0; i < c.rows.length; i++) out.push(line(cols.map((col) => col.cells[i]!)));
-  if (c.target_loss !== null) out.push('', `target: the baseline's final loss ${fmt(c.target_loss)} (train loss, trailing mean over the last 10% of the logged steps)`);
+  if (c.target_loss !== null) out.push('', targetNote(c.target_loss));
   return out.join('\n');
 }

@@ -19,7 +19,7 @@ import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { checkConfig } from './config';
-import { compareRuns, DEFAULT_BASELINE, DEFAULT_METHODS, siblingConfig, summarizeRun, type Comparison, type MethodPreset } from './compare';
+import { compareRuns, DEFAULT_BASELINE, DEFAULT_METHODS, siblingConfig, summarizeEventsFile, summarizeRun, type Comparison, type MethodPreset } from './compare';
 import { EventTailer, readAllEvents, type SkippedLine, type WorkerEvent } from './events';
 import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
@@ -219,8 +219,34 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (statusBasis(this.store.readStatus(info.key)) === held.basis) out = RunStore.withStatus(out, held.status);
       else this.held.delete(info.key); // the worker (or someone) wrote a newer status
     }
-    if (summary && !out.summary) out = { ...out, summary };
+    const fresh = summary ?? (out.summary_stale ? this.recomputeStale(out) : undefined);
+    if (fresh && !out.summary) {
+      const { summary_stale: _stale, ...rest } = out;
+      out = { ...rest, summary: fresh };
+    }
     return out;
+  }
+
+  /**
+   * A summary cached under the old names (runStore.ts isStaleSummary) is recomputed from events.jsonl
+   * once, for a run that has ended, and cached like a new one (held while read-only). undefined when
+   * the events cannot be read: the run shows no summary then.
+   */
+  private recomputeStale(info: RunInfo): RunSummary | undefined {
+    if (!isTerminal(info.state) || info.state === 'damaged' || this.watched.get(info.key)?.finished === false) return undefined;
+    const summary = summarizeEventsFile(this.store.eventsPath(info.key));
+    if (!summary) return undefined;
+    if (this.opts.readOnly) {
+      this.heldSummaries.set(info.key, summary);
+      return summary;
+    }
+    try {
+      this.store.updateCard(info.key, (c) => (c.summary = summary));
+    } catch (err) {
+      this.heldSummaries.set(info.key, summary);
+      this.emit('warning', { key: info.key, message: `cannot cache the run summary: ${(err as Error).message}` });
+    }
+    return summary;
   }
 
   get root(): string {
@@ -244,7 +270,7 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /**
    * A comparison: one experiment with a sibling run per method (same task, adapter and budget; each
-   * optimizer's own default learning rate). The baseline's final loss is the target of "steps to target".
+   * optimizer's own default learning rate). The baseline's final loss (smoothed) is the target of "steps to target".
    */
   createComparison(
     base: RunConfig,

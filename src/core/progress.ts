@@ -11,6 +11,7 @@ export interface ProgressLine {
   state: string;
   step: number;
   steps: number;
+  /** The latest logged train loss, raw (one step's mini-batch, not smoothed). */
   loss: number | null;
 }
 

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { smooth, smoothingWindow, tableColumns, type Comparison } from './compare';
+import { SMOOTHING_NOTE, smooth, smoothingWindow, tableColumns, type Comparison } from './compare';
 import type { EvalPoint, TrainPoint } from './series';
 
 export interface ReportRun {
@@ -106,11 +106,11 @@ const MAIN_SCRIPT = `
   var trainSets = [];
   data.runs.forEach(function (r) {
     trainSets.push({ label: r.label + ' (raw)', data: pts(r.raw), borderColor: fade(r.color), borderWidth: 1, pointRadius: 0, tension: 0 });
-    trainSets.push({ label: r.label, data: pts(r.smooth), borderColor: r.color, borderWidth: 2, pointRadius: 0, tension: 0 });
+    trainSets.push({ label: r.label + ' (smoothed)', data: pts(r.smooth), borderColor: r.color, borderWidth: 2, pointRadius: 0, tension: 0 });
   });
   if (data.target !== null) {
     var maxX = Math.max.apply(null, data.runs.map(function (r) { return r.raw.length ? r.raw[r.raw.length - 1][0] : 0; }));
-    trainSets.push({ label: 'target (baseline final loss)', data: [{ x: 0, y: data.target }, { x: maxX, y: data.target }], borderColor: '#888', borderDash: [6, 4], borderWidth: 1, pointRadius: 0 });
+    trainSets.push({ label: 'target (baseline final loss, smoothed)', data: [{ x: 0, y: data.target }, { x: maxX, y: data.target }], borderColor: '#888', borderDash: [6, 4], borderWidth: 1, pointRadius: 0 });
   }
   var charts = [];
   function axes(title) { return { x: { type: 'linear', title: { display: true, text: 'step' } }, y: { type: 'linear', title: { display: true, text: title } } }; }
@@ -178,12 +178,12 @@ export function renderReport(input: ReportInput): string {
 <table id="summary"><thead><tr>${head}</tr></thead><tbody>
 ${body}
 </tbody></table>
-<p class="note">final loss: trailing mean of the train loss over the last 10% of logged steps; best loss: the lowest such mean;
-steps to target: first step at which it is at or below the baseline's final loss${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
-speedup: the baseline's steps to target divided by the run's; wall time includes initialization.</p>
+<p class="note">final loss (smoothed): the ${escapeHtml(SMOOTHING_NOTE)}, at the last step; best loss (smoothed): the lowest such mean;
+steps to target: first step at which the smoothed loss is at or below the baseline's final loss (smoothed)${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
+speedup: the baseline's steps to target divided by the run's; train wall s: initialization plus training, summed over resumes (Python start-up and model loading left out).</p>
 <div class="controls"><label><input type="checkbox" id="logy"> log-scale loss</label><label><input type="checkbox" id="raw" checked> raw loss (faded)</label></div>
 <div class="charts">
-  <div><h2>Train loss</h2><div class="chart"><canvas id="train"></canvas></div></div>
+  <div><h2>Train loss (smoothed; raw faded)</h2><div class="chart"><canvas id="train"></canvas></div></div>
   ${evalNames.map((n, i) => `<div><h2>Eval ${escapeHtml(n)}</h2><div class="chart"><canvas id="eval-${i}"></canvas></div></div>`).join('\n  ')}
 </div>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>

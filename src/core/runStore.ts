@@ -4,7 +4,8 @@
 //   <root>/<experiment>/<run>/            the run directory the worker writes:
 //       config.json  events.jsonl  status.json  worker.log  checkpoints/  adapter/
 //       run.json                          the engine's small index card: label, method, planned steps,
-//                                         and a cached summary once the run has ended
+//                                         and a cached summary once the run has ended (a summary cached
+//                                         under the old names is stale: RunInfo.summary_stale)
 //
 // Listing reads experiment.json, status.json and run.json only (never events.jsonl), so a root with
 // thousands of runs lists quickly. Each of them is checked against its schema (metadata.ts): a file that
@@ -16,7 +17,7 @@ import { existsSync, lstatSync, mkdirSync, openSync, closeSync, readFileSync, re
 import { hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ExperimentDoc } from './generated/experiment';
-import type { RunCard, RunSummary as RunSummaryOrNull } from './generated/run-card';
+import type { RunCard, RunSummary as RunSummaryOrNull, StaleRunSummary } from './generated/run-card';
 import type { RunConfig } from './generated/run-config';
 import type { RunStatus } from './generated/run-status';
 import { readCardFile, readExperimentFile, readStatusFile } from './metadata';
@@ -25,6 +26,12 @@ import type { RunState } from './runState';
 export type { ExperimentDoc, RunCard };
 /** Cached end-of-run numbers (compare.ts summarizeRun), in run.json once the run has ended. */
 export type RunSummary = NonNullable<RunSummaryOrNull>;
+
+/**
+ * A summary cached before its names said smoothed (final_loss, best_loss, wall_s; possibly from an older
+ * smoothing window): never shown as a summary.
+ */
+export const isStaleSummary = (s: RunCard['summary']): s is StaleRunSummary => typeof s === 'object' && s !== null && 'final_loss' in s;
 
 export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -76,6 +83,11 @@ export interface RunInfo {
   exit_code: number | null;
   last_error: RunStatus['last_error'] | null;
   summary: RunSummary | null;
+  /**
+   * run.json holds a summary cached under the old names (isStaleSummary): `summary` is then null, and the
+   * engine recomputes it from events.jsonl (compare.ts summarizeEventsFile) and caches it anew.
+   */
+  summary_stale?: true;
   /**
    * Why the run's metadata cannot be trusted (its state is then `damaged`): status.json or run.json is
    * unreadable, not JSON or not valid against its schema. null for a sound run.
@@ -391,9 +403,10 @@ export class RunStore {
       ended_at: null,
       exit_code: null,
       last_error: null,
-      summary: card.summary ?? null,
+      summary: isStaleSummary(card.summary) ? null : (card.summary ?? null),
       damaged,
     };
+    if (isStaleSummary(card.summary)) info.summary_stale = true;
     const out = status ? RunStore.withStatus(info, status) : info;
     if (damaged) {
       out.state = 'damaged';

@@ -122,7 +122,7 @@ export class RunSeries {
    * Seconds of wall time: initialization plus training over all segments (a resumed run has several).
    * Python start-up and model loading are left out: they are the same for every method.
    */
-  get wallSeconds(): number | null {
+  get trainWallSeconds(): number | null {
     if (!this.segments.length) return null;
     return this.initSeconds + this.segments.reduce((s, g) => s + (g.last - g.start), 0);
   }

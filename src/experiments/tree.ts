@@ -1,6 +1,6 @@
 // The "Experiments" tree: experiments (a workspace *.rlora.json file and/or an experiment folder in the
-// runs root) and their runs with a state icon (spinning while running), the final loss as description
-// and the config summary as tooltip. Rebuilt from disk (through the engine) on every refresh.
+// runs root) and their runs with a state icon (spinning while running), the final loss (smoothed) as
+// description and the config summary as tooltip. Rebuilt from disk (through the engine) on every refresh.
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { parseConfigText, type RunConfig } from '../core/config';
@@ -157,11 +157,11 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
     item.contextValue = `run-${r.state}`;
     const [icon, color] = STATE_ICON[r.state];
     item.iconPath = new vscode.ThemeIcon(icon, color ? new vscode.ThemeColor(color) : undefined);
-    const loss = fmtLoss(r.summary?.final_loss);
+    const loss = fmtLoss(r.summary?.final_loss_smoothed);
     if (r.state === 'damaged') item.description = `damaged: ${r.damaged ?? 'unreadable metadata'}`;
     else if (r.state === 'running') item.description = `step ${Math.max(r.step, this.liveStep.get(r.key) ?? 0)}/${r.steps}`;
     else if (r.state === 'queued') item.description = 'queued';
-    else if (loss !== undefined) item.description = `loss ${loss}${r.state === 'completed' ? '' : ` · ${r.state}`}`;
+    else if (loss !== undefined) item.description = `loss ${loss} (smoothed)${r.state === 'completed' ? '' : ` · ${r.state}`}`;
     else item.description = r.state;
     const engine = this.engine();
     const config = engine?.store.readConfig(r.key);
@@ -169,8 +169,8 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
     md.appendMarkdown(`**${r.label}** — ${r.method} — *${r.state}*\n\n`);
     for (const line of configSummary(config)) md.appendMarkdown(`- ${line}\n`);
     if (r.summary) {
-      md.appendMarkdown(`\nfinal loss ${fmtLoss(r.summary.final_loss) ?? '—'}, best ${fmtLoss(r.summary.best_loss) ?? '—'}`);
-      if (r.summary.wall_s !== null) md.appendMarkdown(`, ${r.summary.wall_s.toFixed(1)} s`);
+      md.appendMarkdown(`\nfinal loss (smoothed) ${fmtLoss(r.summary.final_loss_smoothed) ?? '—'}, best (smoothed) ${fmtLoss(r.summary.best_loss_smoothed) ?? '—'}`);
+      if (r.summary.train_wall_s !== null) md.appendMarkdown(`, ${r.summary.train_wall_s.toFixed(1)} s init + training`);
     }
     if (r.damaged) md.appendMarkdown(`\n\n**damaged**: ${escapeMarkdown(r.damaged)}\n\nThe run is never started or resumed; repair its status.json / run.json, or delete it.`);
     else if (r.last_error) md.appendMarkdown(`\n\n**${r.last_error.kind}**: ${r.last_error.message.split('\n')[0]}${r.last_error.hint ? `\n\n${r.last_error.hint}` : ''}`);

@@ -6,7 +6,7 @@
 // the engine deletes the run; the webview's phases are in webview/shared/handshake.ts.
 import { writeFileSync } from 'node:fs';
 import * as vscode from 'vscode';
-import { compareRuns, type ComparedRun, tableColumns, type Comparison } from '../core/compare';
+import { compareRuns, type ComparedRun, tableColumns, targetNote, type Comparison } from '../core/compare';
 import type { Engine, MetricsDelta } from '../core/engine';
 import { readAllEvents } from '../core/events';
 import type { RunInfo, RunKey } from '../core/runStore';
@@ -376,10 +376,7 @@ export class ComparePanel extends Panel {
       });
       c = compareRuns(runs, null);
     }
-    const note =
-      c.target_loss !== null
-        ? `Target: the baseline's final loss ${Number(c.target_loss.toPrecision(4))} (train loss, trailing mean over 5% of the logged steps). Speedup: the baseline's steps to the target over this run's.`
-        : undefined;
+    const note = c.target_loss !== null ? targetNote(c.target_loss) : undefined;
     return { columns: tableColumns(c), rows: c.rows.map((r) => r.key), note };
   }
 }

@@ -57,8 +57,8 @@ async function chooseRun(s: RunServices, arg: Arg, title: string, filter: (r: Ru
 
 function notifyFinished(s: RunServices, info: RunInfo): void {
   if (!vscode.workspace.getConfiguration('riemannlora').get('notifyOnFinish', true)) return;
-  const loss = info.summary?.final_loss;
-  const lossText = loss === null || loss === undefined ? '' : ` — final loss ${Number(loss.toPrecision(4))}`;
+  const loss = info.summary?.final_loss_smoothed;
+  const lossText = loss === null || loss === undefined ? '' : ` — final loss (smoothed) ${Number(loss.toPrecision(4))}`;
   const actions = ['Open Chart', 'Show Log'] as const;
   const failed = info.state === 'failed' || info.state === 'diverged';
   const why = failed && info.last_error ? `: ${info.last_error.message.split('\n')[0]}${info.last_error.hint ? ` (${info.last_error.hint})` : ''}` : '';

@@ -73,9 +73,12 @@ export interface RunView {
   device?: string;
   /** "name: value" lines summarizing the config (tooltip, hover, header). */
   config: string[];
-  finalLoss: number | null;
-  bestLoss: number | null;
-  wallSeconds: number | null;
+  /** run.json's summary (compare.ts summarizeRun): the smoothed train loss at the last logged step. */
+  finalLossSmoothed: number | null;
+  /** The lowest smoothed train loss. */
+  bestLossSmoothed: number | null;
+  /** Initialization plus training, summed over resumes (summary.train_wall_s). */
+  trainWallSeconds: number | null;
   peakMemory: number | null;
   error?: RunErrorView;
   /** Last lines of worker.log, for failed runs. */

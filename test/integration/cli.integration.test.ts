@@ -1,6 +1,6 @@
 // The headless CLI's own behaviour (no worker needed): output on a pipe arrives whole.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -39,6 +39,12 @@ describe('node dist/cli.js', () => {
     store.createRun('e', 'bad-card', config);
     writeFileSync(join(root, 'e', 'bad-card', 'run.json'), JSON.stringify({ version: 1, label: 'x', method: 'm', task: 't', steps: 5, created_at: 1, summary: { final_loss: 'low' } }));
     store.createRun('e', 'evil-label', config, '\u001b]0;owned\u0007\u001b[2Jlabel');
+    // run.json from before the rename (final_loss: 9): list recomputes it from events.jsonl, in memory
+    store.createRun('e', 'old-card', config);
+    store.writeStatus('e/old-card', { version: 1, state: 'completed', updated_at: 5, step: 2, exit_code: 0 });
+    writeFileSync(join(root, 'e', 'old-card', 'run.json'), JSON.stringify({ version: 1, label: 'x', method: 'm', task: 't', steps: 2, created_at: 1, summary: { steps: 2, final_loss: 9, best_loss: 9, wall_s: 1 } }));
+    const metric = (step: number, loss: number) => JSON.stringify({ type: 'metric', version: 1, time: step, step, split: 'train', loss });
+    writeFileSync(join(root, 'e', 'old-card', 'events.jsonl'), `${metric(1, 0.5)}\n${metric(2, 0.25)}\n`);
     mkdirSync(join(root, 'empty-exp'));
     writeFileSync(join(root, 'empty-exp', 'experiment.json'), '{}');
     const cli = await buildCli();
@@ -47,6 +53,8 @@ describe('node dist/cli.js', () => {
     expect(r.stdout).toMatch(/e\/bad-status .*damaged: status\.json/);
     expect(r.stdout).toMatch(/e\/bad-card .*damaged: run\.json/);
     expect(r.stdout).toMatch(/e\/evil-label .*queued/);
+    expect(r.stdout).toMatch(/e\/old-card +m +completed +2\/2 +0\.25$/m); // window 1 of 2 points: the last loss
+    expect(readFileSync(join(root, 'e', 'old-card', 'run.json'), 'utf8')).toContain('"final_loss":9'); // list writes nothing
     expect(r.stdout + r.stderr).not.toContain(String.fromCharCode(0x1b));
   }, 120_000);
 });

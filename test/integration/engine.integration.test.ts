@@ -104,7 +104,7 @@ describe('engine + real worker (synthetic-lowrank)', () => {
     expect(snap.events.at(-1)).toMatchObject({ type: 'finished', status: 'completed' });
     expect(snap.skipped).toEqual([]);
     expect(resumed.summary?.steps).toBe(300);
-    expect(resumed.summary?.final_loss).toBeGreaterThan(0);
+    expect(resumed.summary?.final_loss_smoothed).toBeGreaterThan(0);
     // the same curve from disk by a fresh reader (e.g. a reloaded window)
     const fresh = new Engine({ root, python: 'unused', nativeWorkerDir: NATIVE_WORKER });
     expect(fresh.snapshot(stopped.key).train.map((p) => p.step)).toEqual(snap.train.map((p) => p.step));

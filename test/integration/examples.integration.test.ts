@@ -55,7 +55,7 @@ describe('examples/', () => {
       env: { ...process.env, OMP_NUM_THREADS: '1' },
       timeout: 180_000,
     });
-    expect(stdout).toMatch(/synthetic quick start: completed at step 100, final loss \d/);
+    expect(stdout).toMatch(/synthetic quick start: completed at step 100, final loss \(smoothed\) \d/);
     const dir = /^run directory: (.+)$/m.exec(stdout)![1]!;
     expect(JSON.parse(readFileSync(join(dir, 'status.json'), 'utf8')).state).toBe('completed');
     expect(existsSync(join(dir, 'adapter', 'adapter_config.json'))).toBe(true);

@@ -103,8 +103,9 @@ function button(label: string, iconName: string, command: 'stopRun' | 'resumeRun
 function progressText(r: RunView): string {
   const parts = [`step ${r.step} / ${r.totalSteps}`, r.method];
   if (r.device) parts.push(r.device);
-  if (r.wallSeconds !== null) parts.push(formatDuration(r.wallSeconds));
-  if (r.finalLoss !== null) parts.push(`final loss ${formatNumber(r.finalLoss)}`);
+  if (r.trainWallSeconds !== null) parts.push(`${formatDuration(r.trainWallSeconds)} init + training`);
+  if (r.finalLossSmoothed !== null) parts.push(`final loss (smoothed) ${formatNumber(r.finalLossSmoothed)}`);
+  if (r.bestLossSmoothed !== null) parts.push(`best (smoothed) ${formatNumber(r.bestLossSmoothed)}`);
   if (r.peakMemory !== null) parts.push(`peak ${formatNumber(r.peakMemory, true)}`);
   return parts.join(' · ');
 }

@@ -3,7 +3,7 @@
 // Regenerate with `node scripts/gen-types.mjs`; `--check` (run by npm test) detects drift.
 
 /**
- * Cached end-of-run numbers (src/core/compare.ts summarizeRun); null before the run has ended.
+ * Cached end-of-run numbers (src/core/compare.ts summarizeRun); null before the run has ended. The losses are smoothed: a trailing mean of the train loss over the last SMOOTHING_FRACTION (compare.ts) of the logged steps; the worker's raw numbers are in its finished event.
  *
  * This interface was referenced by `RunCard`'s JSON-Schema
  * via the `definition` "RunSummary".
@@ -13,8 +13,14 @@ export type RunSummary = {
    * Last step reached.
    */
   steps: number;
-  final_loss: number | null;
-  best_loss: number | null;
+  /**
+   * The smoothed train loss at the last logged step (the mean of the last window).
+   */
+  final_loss_smoothed: number | null;
+  /**
+   * The lowest smoothed train loss.
+   */
+  best_loss_smoothed: number | null;
   /**
    * Name and value of the headline eval metric, when the run evaluated.
    */
@@ -23,7 +29,10 @@ export type RunSummary = {
     value: number;
     step: number;
   } | null;
-  wall_s: number | null;
+  /**
+   * Seconds of initialization plus training, summed over the segments of a resumed run (from each started event to the segment's last event); Python start-up and model loading left out.
+   */
+  train_wall_s: number | null;
   peak_memory_bytes: number | null;
   /**
    * Every eval metric at the last evaluation.
@@ -59,9 +68,23 @@ export interface RunCard {
    */
   steps: number;
   created_at: number;
-  summary?: RunSummary;
+  /**
+   * The cached summary: a RunSummary, or a StaleRunSummary written by an engine before the names said smoothed (it has final_loss), which the engine recomputes from events.jsonl and rewrites.
+   */
+  summary?: RunSummary | StaleRunSummary;
   /**
    * Process group of the last worker the engine launched. Only a claim: nothing is signalled before the process is verified to be this run's worker.
    */
   pgid?: number;
+}
+/**
+ * A summary cached before the rename, under final_loss, best_loss and wall_s: never shown; the engine recomputes the summary from events.jsonl. Its known keys must still have their types.
+ *
+ * This interface was referenced by `RunCard`'s JSON-Schema
+ * via the `definition` "StaleRunSummary".
+ */
+export interface StaleRunSummary {
+  final_loss: number | null;
+  best_loss?: number | null;
+  wall_s?: number | null;
 }

@@ -1,6 +1,22 @@
 // Comparison numbers: smoothing, steps to target, speedup, best eval, and the sibling configs.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bestEval, compareRuns, DEFAULT_METHODS, formatTable, siblingConfig, smooth, stepsToTarget, summarizeRun } from '../../../src/core/compare';
+import {
+  bestEval,
+  compareRuns,
+  DEFAULT_METHODS,
+  formatTable,
+  siblingConfig,
+  smooth,
+  smoothingWindow,
+  SMOOTHING_FRACTION,
+  SMOOTHING_NOTE,
+  SMOOTHING_PERCENT,
+  stepsToTarget,
+  summarizeRun,
+  targetNote,
+} from '../../../src/core/compare';
 import { configErrors, type RunConfig } from '../../../src/core/config';
 import type { WorkerEvent } from '../../../src/core/events';
 import { RunSeries, type TrainPoint } from '../../../src/core/series';
@@ -54,7 +70,7 @@ describe('smoothing and steps to target', () => {
       const [f, b] = c.rows;
       expect(b!.baseline).toBe(true);
       expect(b!.speedup).toBeCloseTo(1, 10);
-      expect(c.target_loss).toBeCloseTo(b!.summary.final_loss!, 12);
+      expect(c.target_loss).toBeCloseTo(b!.summary.final_loss_smoothed!, 12);
       expect(b!.steps_to_target).toBeLessThanOrEqual(200);
       expect(f!.speedup!).toBeGreaterThan(1.7);
       expect(f!.speedup!).toBeLessThan(2.3);
@@ -82,15 +98,15 @@ describe('smoothing and steps to target', () => {
 });
 
 describe('summaries', () => {
-  it('final/best loss, best eval (accuracy preferred, higher is better), wall time with init, peak memory', () => {
+  it('final/best smoothed loss, best eval (accuracy preferred, higher is better), wall time with init, peak memory', () => {
     const s = summarizeRun(series(0.03, 100, { evalEvery: 25 }));
     expect(s.steps).toBe(100);
     // window = 10% of 100 points: the mean of exp(-0.03 s) for s = 91..100
     const expected = Array.from({ length: 10 }, (_, i) => Math.exp(-0.03 * (91 + i))).reduce((a, b) => a + b) / 10;
-    expect(s.final_loss).toBeCloseTo(expected, 12);
-    expect(s.best_loss).toBeCloseTo(expected, 12);
+    expect(s.final_loss_smoothed).toBeCloseTo(expected, 12);
+    expect(s.best_loss_smoothed).toBeCloseTo(expected, 12);
     expect(s.best_eval).toEqual({ name: 'accuracy', value: 1 - Math.exp(-3), step: 100 });
-    expect(s.wall_s).toBeCloseTo(2 + 10, 6); // init seconds + last event - started
+    expect(s.train_wall_s).toBeCloseTo(2 + 10, 6); // init seconds + last event - started
     expect(s.peak_memory_bytes).toBe(1100);
     expect(s.lr).toBe(0.002); // what the worker says it used
     expect(s.final_eval?.loss).toBeCloseTo(1.1 * Math.exp(-3), 12);
@@ -109,7 +125,36 @@ describe('summaries', () => {
     const r = s.add([started(10, 2), m(11, 3), m(12, 4)]);
     expect(r.reset).toBe(true);
     expect(s.train.map((p) => p.step)).toEqual([1, 2, 3, 4]);
-    expect(s.wallSeconds).toBeCloseTo(3 + 2, 9);
+    expect(s.trainWallSeconds).toBeCloseTo(3 + 2, 9);
+  });
+});
+
+describe('the smoothing window: one constant, and every text states it', () => {
+  it('smoothingWindow is SMOOTHING_FRACTION of the logged points, and the table says so and which losses are smoothed', () => {
+    expect(smoothingWindow(100)).toBe(Math.ceil(100 * SMOOTHING_FRACTION));
+    expect(smoothingWindow(3)).toBe(1);
+    expect(SMOOTHING_NOTE).toContain(SMOOTHING_PERCENT);
+    const c = compareRuns([{ key: 'e/base', label: 'Base', method: 'y', state: 'completed', series: series(0.02) }], 'e/base');
+    const table = formatTable(c);
+    expect(table).toContain('final loss (smoothed)');
+    expect(table).toContain('best loss (smoothed)');
+    expect(table).toContain(targetNote(c.target_loss!));
+    expect(targetNote(1)).toContain(SMOOTHING_NOTE);
+  });
+
+  it('no code, doc or README states another window ("N% of the logged ...")', () => {
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const files = [
+      ...['README.md', 'src/core/README.md', 'native-worker/README.md', 'native-worker/riemannlora/worker/README.md'].map((f) => join(root, f)),
+      ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(root, 'docs', f)),
+      ...['src', 'webview'].flatMap((d) => (readdirSync(join(root, d), { recursive: true }) as string[]).filter((f) => /\.ts$/.test(f)).map((f) => join(root, d, f))),
+    ].filter((f) => existsSync(f));
+    const stated: string[] = [];
+    for (const f of files) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/(\d+(?:\.\d+)?)\s*%\s+of\s+(?:the\s+)?logged/g)) stated.push(`${relative(root, f)}: ${m[1]}%`);
+    }
+    expect(stated.length).toBeGreaterThan(0); // the docs do state it
+    expect(stated.filter((s) => !s.endsWith(`: ${SMOOTHING_FRACTION * 100}%`))).toEqual([]);
   });
 });
 

@@ -414,7 +414,7 @@ describe('read-only engine', () => {
     expect(ro.store.listAll()).toHaveLength(1); // nothing created
     ro.configure({ readOnly: false });
     expect(ro.store.readStatus(info.key)).toMatchObject({ state: 'failed', last_error: { kind: 'crashed' } });
-    expect(ro.store.readCard(info.key)?.summary?.steps).toBe(0);
+    expect(ro.store.readCard(info.key)?.summary).toMatchObject({ steps: 0 });
   });
 
   it('a verdict held back is dropped when the worker writes a newer status meanwhile', async () => {
@@ -442,5 +442,53 @@ describe('read-only engine', () => {
     ro.attach();
     ro.stop(info.key);
     expect((await ro.wait(info.key)).state).toBe('stopped');
+  });
+});
+
+describe('summaries cached under the old names', () => {
+  /** A completed run whose run.json holds a summary of an engine before the rename (final_loss: 9, not the curve's). */
+  function oldRun(e: Engine) {
+    const info = e.createRun(config, { start: false });
+    e.store.writeStatus(info.key, { version: 1, state: 'completed', started_at: 1, ended_at: 5, updated_at: 5, step: 20, exit_code: 0 });
+    const lines = [{ type: 'started', version: 1, time: 1, device: 'cpu', dtype: 'fp32', trainable_params: 1, total_params: 2, task: 't', method: 'm' }];
+    for (let s = 1; s <= 20; s++) lines.push({ type: 'metric', version: 1, time: 1 + s / 10, step: s, split: 'train', loss: 1 / s } as never);
+    lines.push({ type: 'finished', version: 1, time: 4, status: 'completed', summary: { steps: 20, final_loss: 0.05, best_loss: 0.05, wall_s: 3 } } as never);
+    writeFileSync(join(info.dir, 'events.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const card = JSON.parse(readFileSync(join(info.dir, 'run.json'), 'utf8')) as Record<string, unknown>;
+    card.summary = { steps: 20, final_loss: 9, best_loss: 9, best_eval: null, wall_s: 9, peak_memory_bytes: null, final_eval: null };
+    writeFileSync(join(info.dir, 'run.json'), JSON.stringify(card));
+    // window = 2 of 20 points: the mean of 1/19 and 1/20
+    return { info, expected: (1 / 19 + 1 / 20) / 2 };
+  }
+
+  it('are recomputed from events.jsonl and rewritten under the new names', () => {
+    const { e } = engine();
+    const { info, expected } = oldRun(e);
+    const got = e.get(info.key)!;
+    expect(got.summary_stale).toBeUndefined();
+    expect(got.summary?.final_loss_smoothed).toBeCloseTo(expected, 12);
+    expect(got.summary).toMatchObject({ steps: 20, best_loss_smoothed: got.summary!.final_loss_smoothed, train_wall_s: expect.closeTo(3, 9) });
+    const card = JSON.parse(readFileSync(join(info.dir, 'run.json'), 'utf8')) as { summary: Record<string, unknown> };
+    expect(card.summary.final_loss_smoothed).toBeCloseTo(expected, 12);
+    expect(card.summary).not.toHaveProperty('final_loss');
+    expect(e.list()[0]!.summary?.final_loss_smoothed).toBeCloseTo(expected, 12);
+  });
+
+  it('a read-only engine shows the recomputed summary without writing, and records it once writable', () => {
+    const { e } = engine();
+    const { info, expected } = oldRun(e);
+    const before = readFileSync(join(info.dir, 'run.json'), 'utf8');
+    e.configure({ readOnly: true });
+    expect(e.list()[0]!.summary?.final_loss_smoothed).toBeCloseTo(expected, 12);
+    expect(readFileSync(join(info.dir, 'run.json'), 'utf8')).toBe(before);
+    e.configure({ readOnly: false });
+    expect(e.store.readCard(info.key)?.summary).toMatchObject({ final_loss_smoothed: expect.closeTo(expected, 12) });
+  });
+
+  it('without readable events the run shows no summary (never the stale numbers)', () => {
+    const { e } = engine();
+    const { info } = oldRun(e);
+    rmSync(join(info.dir, 'events.jsonl'));
+    expect(e.get(info.key)).toMatchObject({ summary: null, summary_stale: true, state: 'completed' });
   });
 });

@@ -21,7 +21,7 @@ function store(): RunStore {
   return new RunStore(join(t.dir, 'runs'));
 }
 
-const summary = { steps: 10, final_loss: 0.5, best_loss: 0.4, best_eval: null, wall_s: 1, peak_memory_bytes: null, final_eval: null };
+const summary = { steps: 10, final_loss_smoothed: 0.5, best_loss_smoothed: 0.4, best_eval: null, train_wall_s: 1, peak_memory_bytes: null, final_eval: null };
 
 describe('status.json and run.json are checked on read', () => {
   it('a status.json that is not JSON makes the run damaged, not queued', () => {
@@ -54,19 +54,31 @@ describe('status.json and run.json are checked on read', () => {
     expect(s.getRun('e/r')).toMatchObject({ state: 'damaged', damaged: 'status.json cannot be read (EISDIR)' });
   });
 
-  it('a non-numeric summary.final_loss in run.json makes the run damaged and does not crash listing', () => {
+  it('a non-numeric summary.final_loss_smoothed in run.json makes the run damaged and does not crash listing', () => {
     const s = store();
     s.createRun('e', 'ok', config);
     const bad = s.createRun('e', 'bad', config);
     s.writeStatus('e/bad', { version: 1, state: 'completed', updated_at: 5, step: 10, exit_code: 0 });
-    s.updateCard('e/bad', (c) => (c.summary = { ...summary, final_loss: 'not a number' as unknown as number }));
+    s.updateCard('e/bad', (c) => (c.summary = { ...summary, final_loss_smoothed: 'not a number' as unknown as number }));
     const runs = s.listAll();
     expect(runs.map((r) => [r.run, r.state])).toEqual([['ok', 'queued'], ['bad', 'damaged']]);
     const b = runs[1]!;
-    expect(b.damaged).toBe('run.json: /summary/final_loss: "not a number" must be number,null');
+    expect(b.damaged).toBe('run.json: /summary/final_loss_smoothed: "not a number" must be number,null');
     expect(b.summary).toBeNull(); // nothing of the damaged card is used
     expect(b.label).toBe('tiny'); // the label comes from config.json instead
     expect(bad.dir).toBe(b.dir);
+  });
+
+  it('a summary under the old names is checked as one (a non-numeric final_loss is damaged); a new one missing a field too', () => {
+    const s = store();
+    s.createRun('e', 'old', config);
+    s.updateCard('e/old', (c) => (c.summary = { steps: 10, final_loss: 'low' as unknown as number }));
+    expect(s.getRun('e/old')?.damaged).toBe('run.json: /summary/final_loss: "low" must be number,null');
+    s.updateCard('e/old', (c) => (c.summary = { steps: 10, final_loss: 0.5, best_loss: 0.4, wall_s: 1 }));
+    expect(s.getRun('e/old')).toMatchObject({ damaged: null, summary: null, summary_stale: true });
+    const { train_wall_s: _, ...partial } = summary;
+    s.updateCard('e/old', (c) => (c.summary = partial as typeof summary));
+    expect(s.getRun('e/old')?.damaged).toBe('run.json: /summary/train_wall_s: is required');
   });
 
   it('both files damaged: both reasons; a huge value is cut, control characters are shown escaped', () => {

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { compareRuns } from '../../../src/core/compare';
+import { compareRuns, SMOOTHING_FRACTION, SMOOTHING_NOTE } from '../../../src/core/compare';
 import { decimate, renderReport } from '../../../src/core/report';
 import { RunSeries } from '../../../src/core/series';
 import type { WorkerEvent } from '../../../src/core/events';
@@ -40,7 +40,11 @@ describe('renderReport', () => {
     expect(data.runs.map((r) => r.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW </script><b>']);
     expect(data.runs[0]!.raw).toHaveLength(50);
     expect(data.evalNames).toEqual(['loss', 'accuracy']);
-    for (const h of ['method', 'final loss', 'best loss', 'best eval', 'steps to target', 'speedup', 'wall s', 'peak memory']) expect(html).toContain(`<th>${h}</th>`);
+    for (const h of ['method', 'final loss (smoothed)', 'best loss (smoothed)', 'best eval', 'steps to target', 'speedup', 'train wall s', 'peak memory']) expect(html).toContain(`<th>${h}</th>`);
+    // the note states the window of the code (one constant), and the smoothed curve says it is smoothed
+    expect(html).toContain(`final loss (smoothed): the ${SMOOTHING_NOTE}`);
+    expect(SMOOTHING_NOTE).toContain(`${SMOOTHING_FRACTION * 100}%`);
+    expect(html).toContain("label: r.label + ' (smoothed)'");
   });
 
   it('its Content Security Policy allows only the inline blocks it wrote, by hash (no unsafe-inline)', () => {

@@ -67,14 +67,25 @@ describe('runs and experiments', () => {
     s.createExperiment({ id: 'e', name: 'e', kind: 'single' });
     for (const r of ['zz', 'aa', 'mm']) s.createRun('e', r, config);
     s.writeStatus('e/aa', { version: 1, state: 'completed', updated_at: 5, step: 10, exit_code: 0 });
-    s.updateCard('e/aa', (c) => (c.summary = { steps: 10, final_loss: 0.5, best_loss: 0.4, best_eval: null, wall_s: 1, peak_memory_bytes: null, final_eval: null }));
+    s.updateCard('e/aa', (c) => (c.summary = { steps: 10, final_loss_smoothed: 0.5, best_loss_smoothed: 0.4, best_eval: null, train_wall_s: 1, peak_memory_bytes: null, final_eval: null }));
     mkdirSync(join(s.root, 'e', '.junk'));
     mkdirSync(join(s.root, 'e', 'empty-folder'));
     writeFileSync(join(s.root, 'e', 'stray.txt'), 'x');
     const runs = s.listRuns('e');
     expect(runs.map((r) => r.run)).toEqual(['zz', 'aa', 'mm']);
-    expect(runs[1]).toMatchObject({ state: 'completed', step: 10, summary: { final_loss: 0.5 } });
+    expect(runs[1]).toMatchObject({ state: 'completed', step: 10, summary: { final_loss_smoothed: 0.5 } });
+    expect(runs[1]!.summary_stale).toBeUndefined();
     expect(s.getRun('e/empty-folder')).toBeUndefined();
+  });
+
+  it('a summary cached under the old names (final_loss, best_loss, wall_s) loads as stale: not shown, not damaged', () => {
+    const s = store();
+    s.createRun('e', 'old', config);
+    s.writeStatus('e/old', { version: 1, state: 'completed', updated_at: 5, step: 10, exit_code: 0 });
+    const card = JSON.parse(readFileSync(join(s.root, 'e', 'old', 'run.json'), 'utf8')) as Record<string, unknown>;
+    card.summary = { steps: 10, final_loss: 0.5, best_loss: 0.4, best_eval: null, wall_s: 1, peak_memory_bytes: null, final_eval: null };
+    writeFileSync(join(s.root, 'e', 'old', 'run.json'), JSON.stringify(card));
+    expect(s.getRun('e/old')).toMatchObject({ state: 'completed', damaged: null, summary: null, summary_stale: true });
   });
 
   it('a run folder without run.json (copied in by hand) is still listed from its config', () => {
