@@ -75,7 +75,7 @@ export async function run(): Promise<void> {
     assert(info.experiment === 'quick', `experiment id from the file name, got ${info.experiment}`);
     const done = await engine!.wait(info.key);
     assert(done.state === 'completed', `state ${done.state}: ${JSON.stringify(done.last_error)}`);
-    assert(done.summary && typeof done.summary.final_loss === 'number', 'a completed run has a final loss');
+    assert(done.summary && typeof done.summary.final_loss_smoothed === 'number', 'a completed run has a smoothed final loss');
     const snap = engine!.snapshot(info.key);
     assert(snap.train.length === 30, `30 train points expected, got ${snap.train.length}`);
   });
