@@ -8,8 +8,8 @@ of schema/rules.json, what this machine has: local paths, the device, memory), a
 returns `ConfigProblem`s that name the JSON pointer of the field, what is wrong and what is allowed, so
 that `validate` and `run` say exactly what to fix.
 
-Importing this module does not import torch; only the deep check (the trainer's own init x optimizer
-rules, `riemannlora.methods.validate_method`) does.
+Importing this module does not import torch, and neither does validating a config that runs on the CPU:
+only an explicit accelerator device (`train.device` cuda or mps) is checked through torch.
 """
 
 from __future__ import annotations
@@ -149,9 +149,9 @@ def method_arguments(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
 
 
 def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
-    """The trainer's own init x optimizer rules (riemannlora.methods.validate_method; imports torch)."""
+    """The trainer's own init x optimizer rules (riemannlora.method_rules.validate_method; no torch)."""
     try:
-        from riemannlora.methods import validate_method
+        from riemannlora.method_rules import validate_method
     except ImportError:  # the trainer is not importable: `run` will say why
         return []
     from riemannlora.run_config import AdapterConfig, MethodConfig, for_optimizer
@@ -201,18 +201,23 @@ def _gib(n: int) -> str:
 
 
 def _machine_problems(config: dict[str, Any]) -> list[ConfigProblem]:
-    """What this machine cannot do (imports torch): an explicit device that is not here, a task that
-    needs more memory than the machine has. `run` refuses the same configs before it creates anything."""
+    """What this machine cannot do: an explicit accelerator that is not here (asked of torch, imported
+    only then: "auto" and "cpu" always work), a task that needs more memory than the machine has. `run`
+    refuses the same configs before it creates anything."""
+    from riemannlora.errors import WorkerError
+
     problems = []
-    try:
-        from riemannlora.errors import WorkerError
-        from riemannlora.training.device import resolve_device
-    except ImportError:  # the trainer is not importable: `run` will say why
-        return []
-    try:
-        resolve_device(config["train"].get("device", "auto"))
-    except WorkerError as exc:
-        problems.append(ConfigProblem(exc.field or "/train/device", f"{exc.message}; {exc.hint}"))
+    device = config["train"].get("device", "auto")
+    if device not in ("auto", "cpu"):
+        try:
+            from riemannlora.training.device import resolve_device
+        except ImportError:  # the trainer is not importable: `run` will say why
+            resolve_device = None
+        try:
+            if resolve_device is not None:
+                resolve_device(device)
+        except WorkerError as exc:
+            problems.append(ConfigProblem(exc.field or "/train/device", f"{exc.message}; {exc.hint}"))
     from riemannlora.tasks.registry import task_memory_estimate
 
     need = task_memory_estimate(config)

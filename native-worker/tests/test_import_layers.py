@@ -23,7 +23,18 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "riemannlora"
 LAYERS = [
-    {"errors", "jsondoc", "paths", "schemas", "catalogue", "rules", "assets", "geometry", "run_config"},
+    {
+        "errors",
+        "jsondoc",
+        "paths",
+        "schemas",
+        "catalogue",
+        "rules",
+        "assets",
+        "geometry",
+        "run_config",
+        "method_rules",
+    },
     {"adapters"},
     {"init", "optim", "peft_io"},
     {"methods", "tasks", "training"},
@@ -116,3 +127,29 @@ def test_the_checker_sees_a_cycle_and_an_upward_import(tmp_path, monkeypatch):
     assert "riemannlora.config" in graph["riemannlora.tasks.a"]
     assert layer("riemannlora.config") > layer("riemannlora.tasks.a")
     assert "riemannlora.tasks.a" in graph["riemannlora.config"]
+
+
+def test_validating_a_cpu_config_imports_no_torch():
+    """`validate` (the CLI asks it before every run) stays quick: torch (seconds to import) is only
+    needed to check an explicit accelerator. Measured by what is imported, not by time."""
+    import os
+    import subprocess
+    import sys
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    probe = (
+        "import io, sys\n"
+        "from riemannlora.worker.validate import validate_command\n"
+        "codes = [validate_command(p, stdout=io.StringIO()) for p in sys.argv[1:]]\n"
+        "print(codes, 'torch' in sys.modules)\n"
+    )
+    configs = [str(examples / f) for f in ("synthetic.rlora.json", "builtin-default.rlora.json")]
+    out = subprocess.run(
+        [sys.executable, "-P", "-c", probe, *configs],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=PACKAGE.parent,
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+    )
+    assert out.stdout.split() == ["[0,", "0]", "False"], out.stdout + out.stderr

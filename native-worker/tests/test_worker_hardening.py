@@ -303,7 +303,7 @@ def test_a_sigterm_while_loading_becomes_a_clean_stop(tmp_path):
 
 def test_a_task_bigger_than_the_machine_is_refused_with_the_number(monkeypatch):
     from riemannlora import config as cfgmod
-    from riemannlora.tasks.synthetic_lowrank import estimated_bytes
+    from riemannlora.tasks.footprint import synthetic_lowrank_bytes as estimated_bytes
 
     big = synthetic_config(task={"kind": "synthetic-lowrank", "synthetic": {"width": 8192, "depth": 64}})
     need = estimated_bytes(big)

@@ -10,7 +10,9 @@ a LoRA fine-tune learns it in a few hundred CPU steps. All of it is made by
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 _ROOT = Path(__file__).resolve().parent / "default"
 
@@ -57,3 +59,20 @@ __all__ = [
     "default_dir",
     "default_model_dir",
 ]
+
+
+# Used when recommended.json does not say otherwise (it may override any task field).
+_FALLBACK_TASK_FIELDS: dict[str, Any] = {"seq_len": 64}
+
+
+def recommended_task_fields() -> dict[str, Any]:
+    """Task defaults of the built-in default, read while a config is resolved: here (no torch), not in
+    tasks/builtin_default.py, whose import pulls in torch through the causal-LM task."""
+    fields = dict(_FALLBACK_TASK_FIELDS)
+    try:
+        path = default_data_dir() / "recommended.json"
+        if path.is_file():
+            fields.update(json.loads(path.read_text(encoding="utf-8")).get("task", {}))
+    except (OSError, ValueError):
+        pass
+    return fields

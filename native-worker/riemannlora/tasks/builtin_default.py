@@ -8,14 +8,10 @@ so a new user's first experiment and `npm run demo` need nothing but an adapter 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from .causal_lm import CausalLMTask
-
-# Used when the assets do not say otherwise (assets/recommended.json may override any task field).
-_FALLBACK_TASK_FIELDS: dict[str, Any] = {"seq_len": 64}
 
 
 def _assets():
@@ -32,21 +28,6 @@ def _assets():
             field="/task/kind",
         ) from exc
     return assets
-
-
-def recommended_task_fields() -> dict[str, Any]:
-    """Task defaults of the built-in default (no torch import: used while resolving a config)."""
-    fields = dict(_FALLBACK_TASK_FIELDS)
-    try:
-        from riemannlora import assets
-
-        path = Path(assets.default_data_dir()) / "recommended.json"
-        if path.is_file():
-            fields.update(json.loads(path.read_text(encoding="utf-8")).get("task", {}))
-        fields.update(getattr(assets, "RECOMMENDED_TASK_FIELDS", {}))
-    except (ImportError, OSError, ValueError):
-        pass
-    return fields
 
 
 class BuiltinDefaultTask(CausalLMTask):

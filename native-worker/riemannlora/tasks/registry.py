@@ -16,17 +16,18 @@ TASKS = {
 def task_default_overrides(kind: str) -> dict[str, Any]:
     """Task fields whose recommended value differs from the schema default for this kind."""
     if kind == "builtin-default":
-        from riemannlora.tasks.builtin_default import recommended_task_fields
+        from riemannlora.assets import recommended_task_fields
 
         return recommended_task_fields()
     return {}
 
 
 def task_memory_estimate(config: dict[str, Any]) -> int | None:
-    """Bytes of host memory the task of `config` needs, where the task can say without building itself
-    (`estimated_bytes` of its module); None when it cannot (a model loaded from disk)."""
-    module, _ = TASKS[config["task"]["kind"]]
-    estimate = getattr(importlib.import_module(module), "estimated_bytes", None)
+    """Bytes of host memory the task of `config` needs, where its config says (tasks/footprint.py); None
+    when it cannot (a model loaded from disk). Imports no torch."""
+    from riemannlora.tasks.footprint import ESTIMATES
+
+    estimate = ESTIMATES.get(config["task"]["kind"])
     return estimate(config) if estimate else None
 
 

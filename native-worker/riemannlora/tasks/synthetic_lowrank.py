@@ -45,16 +45,6 @@ def matches_target(name: str, target_modules: Any) -> bool:
     return any(name == t or name.endswith("." + t) for t in target_modules)
 
 
-def estimated_bytes(config: dict[str, Any]) -> int:
-    """Host memory the task needs, roughly (the refusal of an impossible config, config.py): frozen fp32
-    weights, the float64 hidden changes, one float64 layer while the targets are computed, and the
-    inputs/targets (fp32 kept, float64 while computed)."""
-    syn = config["task"].get("synthetic", {})
-    width, depth = int(syn.get("width", 64)), int(syn.get("depth", 3))
-    samples = int(syn.get("n_train", 4096)) + int(syn.get("n_eval", 512))
-    return depth * width * width * (4 + 8) + width * width * 8 + samples * width * (4 * 2 + 8 * 2)
-
-
 class SyntheticLowRankTask(Task):
     kind = "synthetic-lowrank"
     token_unit = "samples"
