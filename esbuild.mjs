@@ -26,6 +26,9 @@ const builds = [
     format: 'cjs',
     target: 'node20',
     external: ['vscode'],
+    // ES modules first: jsonc-parser's "main" is a UMD build whose lazy require('./impl/…') esbuild cannot
+    // follow (the bundle then fails at run time with "Cannot find module './impl/format'").
+    mainFields: ['module', 'main'],
   },
   {
     ...common,
