@@ -1,6 +1,7 @@
 // Validate and run agree, in both languages: every hostile config that is not about this machine
 // (schema/fixtures/hostile/cases.json without `machine`) gets the same verdict and the same field
-// pointers from the TypeScript side (the CLI's loadConfig, the engine's createRun) and from the worker's
+// pointers from the TypeScript side (the CLI's loadConfig, the engine's createRun, the editor's diagnostics
+// beyond the schema) and from the worker's
 // `validate` (one process for the whole corpus). The rules live in one place (the schema, schema/rules.json,
 // schema/methods.json): this test fails when one side grows a rule the other does not have.
 import { spawnSync } from 'node:child_process';
@@ -11,7 +12,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import corpus from '../../schema/fixtures/hostile/cases.json';
 import { ConfigError, loadConfig, type RunConfig } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
+import { configProblems } from '../../src/core/configProblems';
 import { DocumentError, parseBytes } from '../../src/core/jsonDocument';
+import { validate } from '../../src/core/schemas';
 import { NATIVE_WORKER, WORKER_ENV, workerPython } from './helpers';
 
 interface Case {
@@ -60,6 +63,7 @@ describe('one verdict for every entry point', () => {
 
     const engine = new Engine({ root: join(dir, 'runs'), python: workerPython(), nativeWorkerDir: NATIVE_WORKER });
     const disagreements: string[] = [];
+    let editorChecked = 0;
     CASES.forEach((c, i) => {
       const worker = pointers(verdicts[i]!.problems.map((p) => p.field));
       let cli: string[] = [];
@@ -70,13 +74,26 @@ describe('one verdict for every entry point', () => {
         cli = pointers(err.errors.map((e) => e.path));
       }
       if (verdicts[i]!.valid || !cli.length || cli.join() !== worker.join()) disagreements.push(`${c.id}: cli ${cli.join(' ') || 'valid'} / worker ${worker.join(' ') || 'valid'}`);
+      // The editor: VS Code's JSON service checks the schema (the same file); what the schema cannot say,
+      // the extension's diagnostics underline (configProblems) - the same pointers as the worker.
+      const bytes = readFileSync(files[i]!);
+      const text = bytes.toString('utf8');
       // The engine takes parsed objects: the same verdict for every document that parses.
       let doc: unknown;
       try {
-        doc = parseBytes(readFileSync(files[i]!));
+        doc = parseBytes(bytes);
       } catch (err) {
-        if (err instanceof DocumentError) return;
-        throw err;
+        if (!(err instanceof DocumentError)) throw err;
+        if (err.pointer) {
+          const editor = pointers(configProblems(text).map((p) => p.pointer));
+          if (editor.join() !== worker.join()) disagreements.push(`${c.id}: editor ${editor.join(' ')} / worker ${worker.join(' ')}`);
+        }
+        return;
+      }
+      if (!validate('config', doc).length) {
+        editorChecked += 1;
+        const editor = pointers(configProblems(text).map((p) => p.pointer));
+        if (editor.join() !== worker.join()) disagreements.push(`${c.id}: editor ${editor.join(' ') || 'nothing'} / worker ${worker.join(' ')}`);
       }
       try {
         engine.createRun(doc as RunConfig, { start: false });
@@ -89,5 +106,6 @@ describe('one verdict for every entry point', () => {
     });
     engine.dispose();
     expect(disagreements).toEqual([]);
+    expect(editorChecked).toBeGreaterThanOrEqual(4); // the rules between fields, at least
   }, 300_000);
 });
