@@ -30,6 +30,7 @@ EXIT_DISK = 4  # the disk is full, read-only or over quota (kind `disk`)
 DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # how torch.save reports a failed write (its zip writer raises RuntimeError, not OSError)
 _TORCH_WRITE_FAILURES = ("PytorchStreamWriter failed", "file write failed", "unexpected pos")
+EXIT_BUSY = 75  # another worker holds the run directory (sysexits' EX_TEMPFAIL: try again once it ends)
 EXIT_INTERRUPTED = 130
 
 

@@ -69,9 +69,18 @@ def test_a_second_worker_on_a_held_directory_is_refused_and_writes_nothing(tmp_p
         before = files_of(run_dir)
         cfg = write_json(tmp_path / "b.json", synthetic_config(train={"steps": 12, "eval_interval": 0}))
         args = ["run", "--config", str(cfg), "--run-dir", str(run_dir)] + (["--resume"] if resume else [])
-        second = worker_popen(*args)
-        stdout, _ = second.communicate(timeout=120)
-        assert second.returncode == 2
+        # stderr into the run's own worker.log, as the engine launches workers: the refusal must not land
+        # in the log of the worker that holds the directory
+        with open(run_dir / "worker.log", "a", encoding="utf-8") as log:
+            second = subprocess.Popen(
+                [sys.executable, "-m", "riemannlora.worker", *args],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=worker_env(),
+            )
+            stdout, _ = second.communicate(timeout=120)
+        assert second.returncode == 75  # EXIT_BUSY: someone else's run, try again once it ends
         events = [json.loads(line) for line in stdout.splitlines()]
         assert events[0]["type"] == "error" and "in use by another worker" in events[0]["message"]
         assert files_of(run_dir) == before  # not a byte written by the refused worker

@@ -7,8 +7,9 @@
     python -m riemannlora.worker validate --config A --config B ...   (one JSON line per config)
 
 Exit codes: 0 completed or stopped (or valid); 1 failed; 2 bad config or command line, or a run directory
-that is in use, already holds a run or was completed (nothing is written then); 3 diverged; 4 the disk is
-full, read-only or over quota (error kind `disk`); 130 interrupted twice.
+that already holds a run or was completed (nothing is written then); 3 diverged; 4 the disk is full,
+read-only or over quota (error kind `disk`); 75 another worker holds the run directory (nothing is
+written there, not even to its worker.log); 130 interrupted twice.
 """
 
 from __future__ import annotations

@@ -108,19 +108,19 @@ def prepare_run_dir(ctx: DistContext, run_dir, config: dict[str, Any], resume: b
     if not active(ctx):
         run_dir.prepare(config, resume=resume)
         return
-    from riemannlora.worker.rundir import RunDirError
+    from riemannlora.worker.rundir import RunDirBusy, RunDirError
 
     verdict: list[Any] = [None]
     if ctx.is_main:
         try:
             run_dir.prepare(config, resume=resume)
         except RunDirError as exc:
-            verdict[0] = str(exc)
+            verdict[0] = (isinstance(exc, RunDirBusy), str(exc))
     _dist().broadcast_object_list(verdict, src=0)
     if verdict[0] is not None:
-        if ctx.is_main:
-            raise RunDirError(verdict[0])
-        raise RunDirError(f"rank 0 could not prepare the run directory: {verdict[0]}")
+        busy, message = verdict[0]
+        kind = RunDirBusy if busy else RunDirError  # the exit code says which (EXIT_BUSY or EXIT_CONFIG)
+        raise kind(message if ctx.is_main else f"rank 0 could not prepare the run directory: {message}")
 
 
 # ---------------------------------------------------------------------------------------------------------

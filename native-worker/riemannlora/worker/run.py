@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from riemannlora.config import ConfigError, ConfigProblem, load_config
 from riemannlora.errors import (
+    EXIT_BUSY,
     EXIT_CONFIG,
     EXIT_DISK,
     EXIT_DIVERGED,
@@ -41,7 +42,7 @@ from riemannlora.worker.distributed import DistContext
 from riemannlora.worker.events import EventWriter
 from riemannlora.worker.hold import ENV as HOLD_ENV
 from riemannlora.worker.hold import HoldPoint, HoldSpecError
-from riemannlora.worker.rundir import RunDir, RunDirError, RunDirGone, StatusFile
+from riemannlora.worker.rundir import RunDir, RunDirBusy, RunDirError, RunDirGone, StatusFile
 
 log = logging.getLogger("riemannlora.worker")
 
@@ -93,6 +94,15 @@ def _config_failure(problems: list[ConfigProblem], run_dir: RunDir, stdout: IO[s
     for p in problems:
         print(f"config error: {printable(p.text(), 500)}", file=sys.stderr)
     return EXIT_CONFIG
+
+
+def _is_file(stream: IO[str], path) -> bool:
+    """Whether `stream` writes to the file at `path` (same device and inode)."""
+    try:
+        a, b = os.fstat(stream.fileno()), os.stat(path)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _config_hint(p: ConfigProblem) -> str:
@@ -152,8 +162,11 @@ def _run(
         events = EventWriter(None, stream=stdout)
         events.emit("error", **err.event_fields())
         events.emit("finished", status="failed", summary={"steps": 0})
-        print(f"error: {printable(err.message, 500)}", file=sys.stderr)
-        return EXIT_CONFIG
+        # A launcher that gave us the run's own worker.log as stderr (the engine does) must not see the
+        # refusal there: that log belongs to the worker that holds the directory.
+        if not _is_file(sys.stderr, run_dir.log_path):
+            print(f"error: {printable(err.message, 500)}", file=sys.stderr)
+        return EXIT_BUSY if isinstance(exc, RunDirBusy) else EXIT_CONFIG
 
     reached = int((run_dir.read_status() or {}).get("step") or 0) if resume else 0
     handler = _setup_logging(run_dir, redirect_stderr)

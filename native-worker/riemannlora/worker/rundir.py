@@ -65,6 +65,10 @@ class RunDirError(Exception):
     --resume)."""
 
 
+class RunDirBusy(RunDirError):
+    """Another live worker holds the run directory's lock (exit code EXIT_BUSY)."""
+
+
 class RunDirGone(WorkerError):
     """The run directory was deleted or replaced while this worker was writing it."""
 
@@ -179,7 +183,7 @@ class RunDir:
         run. Every refusal happens before anything is written into the folder."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.try_lock():
-            raise RunDirError(
+            raise RunDirBusy(
                 f"run directory {self.path} is in use by another worker (it holds the directory's lock); "
                 "wait for it to end or stop it, then --resume"
             )

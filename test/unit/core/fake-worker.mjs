@@ -2,7 +2,7 @@
 // A stand-in for `python -m riemannlora.worker run ...` in the engine's unit tests (the real worker is
 // exercised by test/integration/): it follows the same contract (status.json, events.jsonl, stderr) in a
 // few milliseconds. Behaviour from FAKE_MODE: complete | crash | silent-exit | slow-start | hold (runs until
-// SIGINT, then reports stopped) | busy (the run directory is held by another worker: exits 2 and writes
+// SIGINT, then reports stopped) | busy (the run directory is held by another worker: exits 75 and writes
 // nothing, like the real worker's lock; with FAKE_BUSY_AFTER_RUNNING=1 it first waits until status.json
 // names another pid as running). FAKE_STEPS: metric count, FAKE_STEP_MS: sleep per step,
 // FAKE_START_DELAY_MS: sleep before anything is written (a worker still importing).
@@ -34,8 +34,7 @@ if (mode === 'busy') {
       await new Promise((r) => setTimeout(r, 20));
     }
   }
-  process.stderr.write(`fake worker: ${runDir} is held by another live worker; nothing written\n`);
-  process.exit(2);
+  process.exit(75); // the real worker's EXIT_BUSY; like it, nothing is written (its stderr is the run's log)
 }
 if (process.env.FAKE_START_DELAY_MS) await new Promise((r) => setTimeout(r, Number(process.env.FAKE_START_DELAY_MS)));
 if (process.env.FAKE_LOG) appendFileSync(process.env.FAKE_LOG, `start ${runDir} ${Date.now()}\n`);
