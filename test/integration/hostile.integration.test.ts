@@ -3,41 +3,16 @@
 // no stack and no raw control character, stay small, and leave no file behind (`run` creates no runs
 // root). native-worker/tests/test_hostile_configs.py runs the same corpus through the worker.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import corpus from '../../schema/fixtures/hostile/cases.json';
 import { buildCli, NATIVE_WORKER, WORKER_ENV, workerPython } from './helpers';
+import { HOSTILE_CASES, materialize, type HostileCase } from './hostileCorpus';
 
-interface Case {
-  id: string;
-  expect: string;
-  text?: string;
-  parts?: (string | [string, number])[];
-  encoding?: 'latin-1';
-  files?: Record<string, string | null>;
-}
-
-const CASES = (corpus as { cases: Case[] }).cases;
+const CASES = HOSTILE_CASES;
 const dir = mkdtempSync(join(tmpdir(), 'rlora-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function materialize(c: Case, folder: string): string {
-  mkdirSync(folder, { recursive: true });
-  for (const [name, content] of Object.entries(c.files ?? {})) {
-    const path = join(folder, name);
-    if (name.endsWith('/')) mkdirSync(path, { recursive: true });
-    else {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, content ?? '');
-    }
-  }
-  const text = c.text ?? (c.parts ?? []).map((p) => (typeof p === 'string' ? p : p[0].repeat(p[1]))).join('');
-  const path = join(folder, 'config.json');
-  writeFileSync(path, Buffer.from(text, c.encoding === 'latin-1' ? 'latin1' : 'utf8'));
-  return path;
-}
 
 function listing(folder: string): string[] {
   return (readdirSync(folder, { recursive: true }) as string[]).sort();
@@ -54,7 +29,7 @@ function cli(args: string[], cwd: string): Promise<{ code: number | null; out: s
   });
 }
 
-const expected = (c: Case) => (c.expect === 'NOT_JSON' ? 'is not valid JSON' : c.expect);
+const expected = (c: HostileCase) => (c.expect === 'NOT_JSON' ? 'is not valid JSON' : c.expect);
 const RAW_CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/; // eslint-disable-line no-control-regex
 
 describe('the CLI refuses every hostile config', () => {

@@ -5,52 +5,28 @@
 // `validate` (one process for the whole corpus). The rules live in one place (the schema, schema/rules.json,
 // schema/methods.json): this test fails when one side grows a rule the other does not have.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import corpus from '../../schema/fixtures/hostile/cases.json';
 import { ConfigError, loadConfig, type RunConfig } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
 import { configProblems } from '../../src/core/configProblems';
 import { DocumentError, parseBytes } from '../../src/core/jsonDocument';
 import { validate } from '../../src/core/schemas';
 import { NATIVE_WORKER, WORKER_ENV, workerPython } from './helpers';
+import { HOSTILE_CASES, materialize } from './hostileCorpus';
 
-interface Case {
-  id: string;
-  text?: string;
-  parts?: (string | [string, number])[];
-  encoding?: 'latin-1';
-  files?: Record<string, string | null>;
-  machine?: boolean;
-}
-
-const CASES = (corpus as { cases: Case[] }).cases.filter((c) => !c.machine);
+const CASES = HOSTILE_CASES.filter((c) => !c.machine);
 const dir = mkdtempSync(join(tmpdir(), 'rlora-parity-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-function materialize(c: Case): string {
-  const folder = join(dir, c.id);
-  mkdirSync(folder, { recursive: true });
-  for (const [name, content] of Object.entries(c.files ?? {})) {
-    if (name.endsWith('/')) mkdirSync(join(folder, name), { recursive: true });
-    else {
-      mkdirSync(dirname(join(folder, name)), { recursive: true });
-      writeFileSync(join(folder, name), content ?? '');
-    }
-  }
-  const text = c.text ?? (c.parts ?? []).map((p) => (typeof p === 'string' ? p : p[0].repeat(p[1]))).join('');
-  writeFileSync(join(folder, 'config.json'), Buffer.from(text, c.encoding === 'latin-1' ? 'latin1' : 'utf8'));
-  return join(folder, 'config.json');
-}
 
 const pointers = (paths: string[]) => [...new Set(paths.map((p) => p || '/'))].sort();
 
 describe('one verdict for every entry point', () => {
   it('the TypeScript side and the worker name the same fields for every non-machine hostile config', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
-    const files = CASES.map(materialize);
+    const files = CASES.map((c) => materialize(c, join(dir, c.id)));
     const r = spawnSync(workerPython(), ['-P', '-m', 'riemannlora.worker', 'validate', ...files.flatMap((f) => ['--config', f])], {
       cwd: NATIVE_WORKER,
       env: { ...process.env, ...WORKER_ENV, PYTHONPATH: NATIVE_WORKER },
