@@ -374,8 +374,10 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (info.state === 'running' || info.state === 'queued' || this.queue.has(key)) {
       throw new Error(`${info.label} (${key}) is ${info.state}: stop it before deleting it`);
     }
-    // Whatever its files say (a damaged run's status cannot be read): never under a live worker.
-    const live = liveWorkersOf(this.store.runDir(key));
+    // A damaged run's status cannot say whether a worker is on it: never delete one under a live worker.
+    // (A run whose worker reported its end may still have the process exiting: that one writes nothing
+    // more, and deleting must not wait for its teardown.)
+    const live = info.state === 'damaged' ? liveWorkersOf(this.store.runDir(key)) : [];
     if (live.length) throw new Error(`${info.label} (${key}) has a live worker (pid ${live.join(', ')}): stop it before deleting the run`);
     this.watched.delete(key);
     this.held.delete(key);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
 import { Engine, ReadOnlyError, type MetricsDelta } from '../../../src/core/engine';
+import { liveWorkersOf } from '../../../src/core/launcher';
 import type { RunInfo } from '../../../src/core/runStore';
 import { tempDir } from './helpers';
 
@@ -293,6 +294,24 @@ async function until(cond: () => boolean, ms = 10_000): Promise<void> {
 }
 
 /** A worker of `dir` that this engine did not launch: another window's, in its own process group. */
+describe('deleting next to a live process', () => {
+  it('a run whose worker reported its end is deleted while the process still exits; a damaged run under a live worker is refused', async () => {
+    const { e } = engine({ FAKE_MODE: 'complete', FAKE_STEPS: '2' });
+    const done = e.createRun(config);
+    await e.wait(done.key);
+    // a process that is still a worker of this run directory (exiting, as under load): writes nothing
+    const lingering = await otherWindowsWorker(done.dir, { FAKE_MODE: 'slow-start' });
+    await until(() => liveWorkersOf(done.dir).includes(lingering.pid!));
+    const damaged = e.createRun(config, { experiment: done.experiment, start: false });
+    writeFileSync(join(damaged.dir, 'status.json'), '{"state": ');
+    const other = await otherWindowsWorker(damaged.dir, { FAKE_MODE: 'slow-start' });
+    await until(() => liveWorkersOf(damaged.dir).includes(other.pid!));
+    expect(() => e.deleteRun(damaged.key)).toThrow(/has a live worker .*stop it before deleting the run/);
+    e.deleteRun(done.key);
+    expect(e.get(done.key)).toBeUndefined();
+  });
+});
+
 async function otherWindowsWorker(dir: string, env: Record<string, string>) {
   const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, [FAKE, '-m', 'riemannlora.worker', 'run', '--config', join(dir, 'config.json'), '--run-dir', dir], {
