@@ -37,14 +37,8 @@ export function configProblems(text: string): ConfigProblem[] {
     doc = parseText(text, documentLimits(), 'this file');
   } catch (err) {
     if (!(err instanceof DocumentError)) throw err;
-    const root = parseTree(text);
-    if (err.pointer) return [{ pointer: err.pointer, message: `${err.pointer}: ${err.detail}`, ...rangeOf(root, err.pointer, text) }];
-    const scanned = /line (\d+), column (\d+): (nests deeper|unexpected)/.exec(err.detail);
-    if (scanned) {
-      const offset = text.split('\n').slice(0, Number(scanned[1]) - 1).reduce((sum, l) => sum + l.length + 1, 0) + Number(scanned[2]) - 1;
-      return [{ pointer: '', message: err.detail, offset, length: 1 }];
-    }
-    if (/a run config is at most/.test(err.detail)) return [{ pointer: '', message: err.detail, offset: 0, length: 1 }];
+    if (err.pointer) return [{ pointer: err.pointer, message: `${err.pointer}: ${err.detail}`, ...rangeOf(parseTree(text), err.pointer, text) }];
+    if (err.offset !== undefined) return [{ pointer: '', message: err.detail, offset: err.offset, length: 1 }]; // the scan's find
     return []; // any other syntax error: the JSON language service reports it where it is
   }
   if (validate('config', doc).length) return []; // schema problems: the JSON language service shows them

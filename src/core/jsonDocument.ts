@@ -27,6 +27,8 @@ export class DocumentError extends Error {
     /** JSON pointer of the offending value, '' for the document itself. */
     readonly pointer: string,
     readonly detail: string,
+    /** Where in the text the scan stopped (a bare word, too deep a nesting), for the editor's range. */
+    readonly offset?: number,
   ) {
     super(`${pointer || '/'}: ${detail}`);
     this.name = 'DocumentError';
@@ -139,7 +141,7 @@ export function parseText(text: string, limits: DocumentLimits = documentLimits(
   const found = scan(text, limits.max_depth);
   if (found) {
     const { line, col } = lineCol(text, found.pos);
-    throw new DocumentError('', `${source} is not valid JSON at line ${line}, column ${col}: ${found.why}`);
+    throw new DocumentError('', `${source} is not valid JSON at line ${line}, column ${col}: ${found.why}`, found.pos);
   }
   let doc: unknown;
   try {
@@ -147,7 +149,8 @@ export function parseText(text: string, limits: DocumentLimits = documentLimits(
   } catch (err) {
     const msg = (err as Error).message;
     const pos = /position (\d+)/.exec(msg);
-    const where = pos ? ` at line ${lineCol(text, Number(pos[1])).line}, column ${lineCol(text, Number(pos[1])).col}` : '';
+    const at = pos ? lineCol(text, Number(pos[1])) : undefined;
+    const where = at ? ` at line ${at.line}, column ${at.col}` : '';
     throw new DocumentError('', `${source} is not valid JSON${where}: ${cut(msg.replace(/ in JSON at position \d+.*$/, ''), 200)}`);
   }
   const pointer = nonFinite(doc);
