@@ -3,20 +3,19 @@ restore rank 0's state on every rank (and stay quiet when nothing drifted)."""
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from riemannlora.methods import setup_method
 from riemannlora.worker import ddp
-from riemannlora.worker.distributed import DistContext
+from riemannlora.worker.distributed import DistContext, leave_process, mark_joined
 
 
 def main() -> None:
     ctx = DistContext.from_env()
     dist.init_process_group("gloo")
+    mark_joined()
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
     setup = setup_method(model, rank=2, target_modules=["0", "2"], init="lora", optimizer="riemannion")
@@ -36,4 +35,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
+    leave_process(0)  # as the worker ends a rank (riemannlora/worker/distributed.py says why)

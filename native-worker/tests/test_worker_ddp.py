@@ -158,3 +158,29 @@ def test_dist_context_from_env(monkeypatch):
     assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (3, 4, 1, False)
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert DistContext.from_env() == DistContext()
+
+
+def _ending(joined: bool) -> subprocess.CompletedProcess:
+    code = (
+        "import sys\n"
+        "from riemannlora.worker.distributed import leave_process, mark_joined\n"
+        + ("mark_joined()\n" if joined else "")
+        + "import atexit; atexit.register(lambda: print('finalized', file=sys.stderr))\n"
+        "sys.stdout.write('last event without a newline')\n"
+        "leave_process(3)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(NATIVE)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_a_rank_that_joined_a_group_ends_without_finalization_and_loses_no_output():
+    # A rank leaves with os._exit (gloo threads can abort a finalizing interpreter: distributed.py says why),
+    # but only after its buffered stdout is out and with the run's exit code.
+    joined = _ending(joined=True)
+    assert joined.returncode == 3
+    assert joined.stdout == "last event without a newline"
+    assert "finalized" not in joined.stderr
+    # Everything else ends normally (atexit handlers run).
+    plain = _ending(joined=False)
+    assert plain.returncode == 3 and plain.stdout == "last event without a newline"
+    assert "finalized" in plain.stderr

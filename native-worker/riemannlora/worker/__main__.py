@@ -7,8 +7,7 @@ checkpoint, with a final status, instead of a process that dies without a word.
 
 from __future__ import annotations
 
-import sys
-
+from riemannlora.worker.distributed import leave_process
 from riemannlora.worker.signals import StopRequest
 
 EARLY_STOP = StopRequest().install()
@@ -20,5 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     return cli_main(argv, stop=EARLY_STOP)
 
 
+def console_main() -> None:
+    """The `riemannlora-worker` console script: ends the way `python -m riemannlora.worker` does."""
+    leave_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

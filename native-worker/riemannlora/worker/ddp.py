@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from riemannlora.errors import WorkerError
-from riemannlora.worker.distributed import DistContext
+from riemannlora.worker.distributed import DistContext, mark_joined
 
 #: Steps between two factor checksums (env RIEMANNLORA_DDP_CHECK_INTERVAL; 0 disables the check).
 DEFAULT_CHECK_INTERVAL = 100
@@ -84,6 +84,7 @@ def init_distributed(ctx: DistContext, config: dict[str, Any]) -> None:
         torch.cuda.set_device(ctx.local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=30))
+        mark_joined()  # this process ends through distributed.leave_process, without finalization
 
 
 def _round_up(value: int, multiple: int) -> int:

@@ -17,7 +17,6 @@ Order of work (each step can fail with an explained `error` event):
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import os
 import sys
@@ -187,11 +186,6 @@ def _run(
     finally:
         events.close()
         _teardown_logging(handler, redirect_stderr)
-        if ddp.active(dist):
-            # The DDP wrapper (inside the loop) goes before the process group it uses: left to interpreter
-            # exit, its reducer could be destroyed after the group and abort the rank (std::terminate).
-            session.loop = None
-            gc.collect()
         ddp.finalize(dist)
 
 
