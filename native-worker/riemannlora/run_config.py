@@ -123,7 +123,8 @@ class SyntheticConfig(_Group):
 @dataclass(frozen=True)
 class TaskConfig(_Group):
     """`task`: what is trained. Which fields apply depends on `kind` (apply_defaults fills only those), so
-    none has a default here: None is "not given"."""
+    none has a default here: None is "not given"; except `heldout`, which every kind has (the schema's
+    default: the whole held-out set)."""
 
     _name: ClassVar[str] = "task"
     kind: str
@@ -136,6 +137,7 @@ class TaskConfig(_Group):
     seq_len: int | None = None
     eval_fraction: float | None = None
     eval_generate: bool | None = None
+    heldout: str = "all"
     synthetic: SyntheticConfig | None = field(default=None, metadata={"group": SyntheticConfig})
     _keys: tuple[str, ...] | None = _keys_field()
 

@@ -60,7 +60,8 @@ class BuiltinDefaultTask(CausalLMTask):
 
     def evaluate(self, model, *, batch_size: int, max_batches: int, autocast: Any) -> dict[str, float]:
         # The documented accuracy is over the whole held-out split (a few hundred short records, a second or
-        # two on a CPU), so every run reports the same, comparable number whatever its batch settings.
+        # two on a CPU), so every run reports the same, comparable number whatever its batch settings; with
+        # task.heldout validation or test, over the whole of that half (eval_examples holds just it).
         chunk = max(batch_size, 100)
         n = len(self.eval_examples)
         return super().evaluate(model, batch_size=chunk, max_batches=-(-n // chunk), autocast=autocast)

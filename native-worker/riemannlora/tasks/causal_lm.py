@@ -9,7 +9,8 @@ Data: `task.data` is a `.jsonl` (one JSON record per line), `.json` (a list of r
 one list of records) or `.txt` file (plain text), or a `datasets` hub id. Records are either plain text
 (`text_field`) — tokenized, joined with EOS and cut into `seq_len` blocks, loss on every token — or
 prompt/completion pairs (`prompt_field`, `completion_field`) — one sequence each, loss masked on the prompt.
-Evaluation uses `task.eval_data` or a seeded `eval_fraction` hold-out; its metrics are the token-weighted
+Evaluation uses `task.eval_data` or a seeded `eval_fraction` hold-out (all of it, or by `task.heldout` its
+even-numbered "validation" or odd-numbered "test" examples); its metrics are the token-weighted
 loss, perplexity, and (for pairs, when `eval_generate`) exact-match accuracy of greedy completions: the
 generated text up to EOS, stripped, must equal the completion, stripped.
 """
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from riemannlora.config import CAUSAL_HELDOUT_HINT, heldout_part
 from riemannlora.errors import WorkerError, require
 from riemannlora.paths import looks_like_local_path
 
@@ -225,6 +227,12 @@ class CausalLMTask(Task):
         data = read_records(data_ref or task["data"], "task.data")
         eval_data = task.get("eval_data") if eval_ref is None else eval_ref
         self.train_examples, self.eval_examples = self._split(data, eval_data)
+        # task.heldout: the whole held-out set as built above, or its even- or odd-numbered half (disjoint,
+        # and together the whole), so that a learning-rate search and the reported runs evaluate apart.
+        self.heldout = task.get("heldout", "all")
+        self.eval_examples = heldout_part(
+            self.eval_examples, self.heldout, what="evaluation examples", hint=CAUSAL_HELDOUT_HINT
+        )
         if not self.train_examples:
             raise WorkerError(
                 "config",
@@ -425,5 +433,6 @@ class CausalLMTask(Task):
             "model_type": getattr(self.model.config, "model_type", None),
             "train_examples": len(self.train_examples),
             "eval_examples": len(self.eval_examples),
+            "heldout": self.heldout,
             "seq_len": self.seq_len,
         }

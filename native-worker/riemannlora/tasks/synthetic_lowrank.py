@@ -7,8 +7,9 @@ measures how far the learned adapter deltas are from the hidden ones (relative F
 over layers), a direct check that an optimizer finds the right low-rank point and not just a low loss.
 
 Everything (weights, hidden change, inputs, noise) comes from one `torch.Generator` seeded with
-`train.seed`, so two runs with the same config see the same problem. It runs in seconds on a CPU: the
-end-to-end tests of the worker and the extension use it.
+`train.seed`, so two runs with the same config see the same problem (and runs that differ only in
+`task.heldout` train on the same data and evaluate on disjoint halves of the same eval points). It runs in
+seconds on a CPU: the end-to-end tests of the worker and the extension use it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from riemannlora.config import SYNTHETIC_HELDOUT_HINT, heldout_part
 
 from .base import Task
 
@@ -85,6 +88,13 @@ class SyntheticLowRankTask(Task):
         noise = float(syn["noise"])
         self.y_train = self._target(self.x_train) + noise * torch.randn(n_train, self.width, generator=gen)
         self.y_eval = self._target(self.x_eval)  # eval targets are noise-free: the loss floor is 0
+        # task.heldout: all the eval points, or the even- or odd-numbered half, cut after every draw so that
+        # the weights, the hidden change and the training data are the same whichever part is evaluated.
+        self.heldout = config["task"].get("heldout", "all")
+        self.x_eval, self.y_eval = (
+            heldout_part(t, self.heldout, what="evaluation points", hint=SYNTHETIC_HELDOUT_HINT)
+            for t in (self.x_eval, self.y_eval)
+        )
         self.device = torch.device("cpu")
         self.dtype = torch.float32
 
@@ -123,7 +133,8 @@ class SyntheticLowRankTask(Task):
     def evaluate(
         self, model: nn.Module, *, batch_size: int, max_batches: int, autocast: Any
     ) -> dict[str, float]:
-        # The eval set is small: evaluate all of it (chunked) so numbers are comparable across configs.
+        # The eval set is small: evaluate all of it (chunked; the task.heldout part of it) so numbers are
+        # comparable across configs.
         total, count = 0.0, 0
         for start in range(0, self.x_eval.shape[0], 1024):
             x, y = self.x_eval[start : start + 1024], self.y_eval[start : start + 1024]
@@ -156,6 +167,8 @@ class SyntheticLowRankTask(Task):
             "target_rank": self.target_rank,
             "changed_layers": list(self.changed),
             "n_train": self.num_train(),
+            "n_eval": int(self.x_eval.shape[0]),
+            "heldout": self.heldout,
         }
 
 

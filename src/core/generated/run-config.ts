@@ -54,6 +54,10 @@ export type Task = {
    * Measure exact-match accuracy of greedy completions on eval records that have completions.
    */
   eval_generate?: boolean;
+  /**
+   * Which part of the held-out set every evaluation uses (any task kind): all of it, or one of two disjoint halves of it as built — validation: the even-numbered held-out examples (0, 2, 4, …), test: the odd-numbered (1, 3, 5, …); an example is a prompt/completion record, a seq_len block of text or a synthetic point. A learning-rate search evaluates on validation and the reported runs on test, so that the selection never sees the data its numbers are reported on.
+   */
+  heldout?: 'all' | 'validation' | 'test';
   synthetic?: Synthetic;
 };
 /**
