@@ -187,43 +187,6 @@ def _method_problems(config: dict[str, Any]) -> list[ConfigProblem]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# task.heldout: one held-out set as two disjoint halves (learning-rate selection on one, numbers on the other)
-
-HELDOUT_HALVES = {"all": slice(None), "validation": slice(0, None, 2), "test": slice(1, None, 2)}
-
-
-def heldout_size(n: int, heldout: str) -> int:
-    """How many of `n` held-out examples `task.heldout` keeps (all, the even-numbered or the odd-numbered)."""
-    return len(range(n)[HELDOUT_HALVES[heldout]])
-
-
-def heldout_part(items: Any, heldout: str, *, what: str, hint: str) -> Any:
-    """The part of a held-out set (a list or a tensor, indexed along its first axis) that `heldout` names:
-    all of it, the even indices 0, 2, 4, ... ("validation") or the odd ones ("test"). A half that keeps
-    nothing is a config error on /task/heldout (`what` names the examples, `hint` the fix); "all" keeps
-    what there is, even nothing (the task's evaluation says so)."""
-    from riemannlora.errors import WorkerError
-
-    n = len(items)
-    if heldout != "all" and heldout_size(n, heldout) == 0:
-        raise WorkerError("config", heldout_message(heldout, n, what), hint, field="/task/heldout")
-    return items[HELDOUT_HALVES[heldout]]
-
-
-def heldout_message(heldout: str, n: int, what: str) -> str:
-    return (
-        f"task.heldout {heldout!r} keeps no {what}: the held-out set has {n} "
-        f"(validation keeps the even-numbered, test the odd-numbered)"
-    )
-
-
-SYNTHETIC_HELDOUT_HINT = 'set task.synthetic.n_eval to at least 2, or task.heldout to "all"'
-CAUSAL_HELDOUT_HINT = (
-    "give the evaluation more held-out data (a larger task.eval_fraction, or a task.eval_data with more "
-    'records), or set task.heldout to "all"'
-)
-
-
 def _heldout_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     """An empty half of a held-out set whose size the config says (synthetic-lowrank: n_eval); the size of a
     causal-lm hold-out is known once the data is read, so `run` says it then (the task, same message)."""
@@ -232,6 +195,7 @@ def _heldout_problems(config: dict[str, Any]) -> list[ConfigProblem]:
     if task["kind"] != "synthetic-lowrank" or heldout == "all":
         return []
     from riemannlora import rules
+    from riemannlora.heldout import SYNTHETIC_HELDOUT_HINT, heldout_message, heldout_size
 
     n = rules.value_at(config, "/task/synthetic/n_eval")
     if heldout_size(n, heldout) > 0:

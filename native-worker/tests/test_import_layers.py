@@ -3,6 +3,7 @@
 Imports inside functions count too (a lazy import is still a dependency). Layers, bottom first:
 
     0  errors, jsondoc, paths, schemas, catalogue, rules, assets, geometry,   vocabulary, helpers,
+       heldout,
        run_config                                           the typed run config
     1  adapters                                             LoRA layers on the manifold point
     2  init, optim, peft_io                                  what acts on adapters
@@ -34,6 +35,7 @@ LAYERS = [
         "geometry",
         "run_config",
         "method_rules",
+        "heldout",
     },
     {"adapters"},
     {"init", "optim", "peft_io"},

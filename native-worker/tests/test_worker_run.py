@@ -112,6 +112,21 @@ def test_config_is_immutable_once_started(tmp_path):
     assert (tmp_path / "run" / "config.json").read_text() == before
 
 
+def test_resume_of_a_run_written_before_a_field_existed_uses_its_default(tmp_path):
+    # A config.json from an older worker lacks fields added since (task.heldout): they take their
+    # default, so --resume of that run is not refused as "differs at /task/heldout".
+    cfg = synthetic_config(train={"steps": 3, "batch_size": 8, "device": "cpu"})
+    assert run(tmp_path, cfg)[0] == 0
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["task"].pop("heldout") == "all"
+    (tmp_path / "run" / "config.json").write_text(json.dumps(stored))
+    status = json.loads((tmp_path / "run" / "status.json").read_text())
+    (tmp_path / "run" / "status.json").write_text(json.dumps({**status, "state": "stopped"}))
+    code, events = run(tmp_path, cfg, resume=True)
+    assert code == 0, events[:3]
+    assert not any("differs" in str(e.get("message", "")) for e in events)
+
+
 def test_resume_of_a_completed_run_is_refused_and_writes_nothing(tmp_path):
     cfg = synthetic_config(train={"steps": 3, "batch_size": 8, "device": "cpu"})
     assert run(tmp_path, cfg)[0] == 0

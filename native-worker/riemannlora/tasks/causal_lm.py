@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from riemannlora.config import CAUSAL_HELDOUT_HINT, heldout_part
 from riemannlora.errors import WorkerError, require
+from riemannlora.heldout import CAUSAL_HELDOUT_HINT, heldout_part
 from riemannlora.paths import looks_like_local_path
 
 from .base import Task

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from riemannlora.config import SYNTHETIC_HELDOUT_HINT, heldout_part
+from riemannlora.heldout import SYNTHETIC_HELDOUT_HINT, heldout_part
 
 from .base import Task
 

@@ -30,8 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from riemannlora.config import config_differences
+from riemannlora.config import apply_defaults, config_differences
 from riemannlora.errors import WorkerError
+from riemannlora.tasks.registry import task_default_overrides
 
 STATUS_VERSION = 1
 
@@ -202,7 +203,9 @@ class RunDir:
                 "a new run directory"
             )
         if started and existing is not None:
-            diffs = config_differences(existing, resolved_config)
+            # A field that a newer worker added has its default in a config written before it existed
+            # (e.g. task.heldout): resolve the stored config the same way before comparing.
+            diffs = config_differences(_resolved(existing), resolved_config)
             if diffs:
                 raise RunDirError(
                     f"--resume with a config that differs from {self.config_path} at "
@@ -249,3 +252,11 @@ class StatusFile:
 
     def finish(self, state: str, exit_code: int, last_error: dict[str, Any] | None = None) -> None:
         self.update(state=state, exit_code=exit_code, ended_at=time.time(), last_error=last_error)
+
+
+def _resolved(config: Any) -> Any:
+    """The stored config with today's defaults filled in; as stored when it cannot be resolved."""
+    try:
+        return apply_defaults(config, task_default_overrides(config["task"]["kind"]))
+    except Exception:  # noqa: BLE001 - a stored config this worker cannot read is compared as it is
+        return config
