@@ -14,6 +14,7 @@ import { RunSeries } from '../core/series';
 import {
   type HostMessage,
   type MetricKey,
+  packSeries,
   type PanelKind,
   type PanelTarget,
   parseWebviewMessage,
@@ -167,7 +168,7 @@ abstract class Panel {
       for (const u of unreadable) this.host.log.warn(`cannot read run ${u}`);
       let table = this.safeTable();
       if (unreadable.length && table) table = { ...table, note: [table.note, `Not shown, cannot be read: ${unreadable.join('; ')}.`].filter(Boolean).join(' ') };
-      this.post({ type: 'snapshot', kind: this.kind, target: this.target(), title: this.title(), runs, series, table });
+      this.post({ type: 'snapshot', kind: this.kind, target: this.target(), title: this.title(), runs, series: packSeries(series), table });
       this.ready = true;
     } finally {
       this.snapshotting = false;
@@ -191,7 +192,7 @@ abstract class Panel {
       return;
     }
     const series = this.sent.delta(d.key, d.train, d.eval);
-    if (series.length) this.post({ type: 'append', series });
+    if (series.length) this.post({ type: 'append', series: packSeries(series) });
     if (d.events.some((e) => e.type === 'started' || e.type === 'error' || e.type === 'finished')) this.sendRuns();
   }
 

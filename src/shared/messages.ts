@@ -15,6 +15,10 @@
 // Every series chunk carries the index of its first point (`offset`). The webview appends a chunk only
 // when the offset equals what it holds, so no point is lost or doubled; on a gap it posts `ready` again
 // and gets a fresh snapshot.
+// On the wire a message's chunks travel packed (`PackedSeries`: one Float64Array and an index), never as
+// one typed array per column: VS Code's webview RPC sends every typed array as a separate buffer and
+// counts them in one byte, so past ~254 buffers the rest arrive empty (a comparison of 11 runs lost
+// curves). `packSeries` on the host right before posting, `unpackSeries` in webview/shared/api.ts.
 import type { RunState } from '../core/runState';
 
 /** Train-split metrics of the worker's `metric` events, plus eval loss and eval metrics ("eval:<name>"). */
@@ -39,7 +43,7 @@ export function isMetricKey(x: unknown): x is MetricKey {
 
 /**
  * Points of one metric of one run, sorted by step. `time` is wall-clock seconds since the epoch; NaN in
- * `value` stands for a NaN/inf loss (JSON null in the events). Typed arrays travel efficiently.
+ * `value` stands for a NaN/inf loss (JSON null in the events). On the wire chunks travel packed (PackedSeries).
  */
 export interface SeriesChunk {
   run: string;
@@ -106,13 +110,17 @@ export interface PanelTarget {
 /** Why a panel has nothing to show: its run (or experiment) was deleted, or its directory cannot be read. */
 export type UnavailableReason = 'gone' | 'unreadable';
 
+/** What the host posts: `series` packed (see `packSeries`). */
 export type HostMessage =
-  | { type: 'snapshot'; kind: PanelKind; target: PanelTarget; title: string; runs: RunView[]; series: SeriesChunk[]; table?: SummaryTable }
+  | { type: 'snapshot'; kind: PanelKind; target: PanelTarget; title: string; runs: RunView[]; series: PackedSeries; table?: SummaryTable }
   | { type: 'unavailable'; reason: UnavailableReason; target: PanelTarget; title: string; message: string }
-  | { type: 'append'; series: SeriesChunk[] }
+  | { type: 'append'; series: PackedSeries }
   | { type: 'runs'; runs: RunView[]; table?: SummaryTable }
   | { type: 'pong' }
   | { type: 'result'; requestId: number; ok: boolean; message?: string };
+
+/** A host message as the webview handles it: the same message with its `series` unpacked into chunks. */
+export type ReceivedMessage<M extends HostMessage = HostMessage> = M extends { series: PackedSeries } ? Omit<M, 'series'> & { series: SeriesChunk[] } : M;
 
 export type WebviewCommand = 'openRun' | 'showLog' | 'stopRun' | 'resumeRun';
 
@@ -132,6 +140,7 @@ const COMMANDS: readonly WebviewCommand[] = ['openRun', 'showLog', 'stopRun', 'r
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
 const isStrArr = (x: unknown): x is string[] => Array.isArray(x) && x.every((s) => typeof s === 'string');
 const isReqId = (x: unknown): x is number => Number.isSafeInteger(x) && (x as number) >= 0;
+const isCount = isReqId;
 
 /**
  * The host trusts nothing the webview sends: returns the message when it is well formed, else undefined.
@@ -164,18 +173,81 @@ export function chunk(run: string, metric: MetricKey, offset: number, step: Arra
   return { run, metric, offset, step: Float64Array.from(step), time: Float64Array.from(time), value: Float64Array.from(value) };
 }
 
+/** Where one chunk's points lie in `PackedSeries.data`: its step, time and value columns, `n` each, in that order. */
+export interface PackedChunk {
+  run: string;
+  metric: MetricKey;
+  /** Index of the chunk's first point in the run's series of this metric (SeriesChunk.offset). */
+  offset: number;
+  /** Points in the chunk. */
+  n: number;
+}
+
 /**
- * Revives a chunk that went through a serializer that turned typed arrays into plain arrays or
- * index-keyed objects (older webview hosts do): the webview always works on Float64Array.
+ * A message's series chunks on the wire: ONE Float64Array whatever the number of runs and metrics. `data`
+ * is the concatenation, in `index` order, of each chunk's step, time and value columns; a chunk's columns
+ * start at 3 × the points of the chunks before it, so `data.length` is 3 × the sum of `n`.
  */
-export function reviveChunk(c: SeriesChunk): SeriesChunk {
-  const col = (a: unknown): Float64Array => {
-    if (a instanceof Float64Array) return a;
-    if (Array.isArray(a)) return Float64Array.from(a, (v) => (v === null ? NaN : Number(v)));
-    if (isObj(a)) return Float64Array.from(Object.keys(a).sort((p, q) => Number(p) - Number(q)), (k) => Number(a[k]));
-    return new Float64Array(0);
-  };
-  return { ...c, step: col(c.step), time: col(c.time), value: col(c.value) };
+export interface PackedSeries {
+  index: PackedChunk[];
+  data: Float64Array;
+}
+
+/** Packs chunks into one buffer (host side, right before posting). */
+export function packSeries(chunks: readonly SeriesChunk[]): PackedSeries {
+  let total = 0;
+  for (const c of chunks) {
+    if (c.step.length !== c.time.length || c.step.length !== c.value.length) throw new Error(`series chunk of ${c.run} ${c.metric}: columns differ in length`);
+    total += c.step.length;
+  }
+  const data = new Float64Array(3 * total);
+  const index: PackedChunk[] = [];
+  let at = 0;
+  for (const c of chunks) {
+    const n = c.step.length;
+    data.set(c.step, at);
+    data.set(c.time, at + n);
+    data.set(c.value, at + 2 * n);
+    at += 3 * n;
+    index.push({ run: c.run, metric: c.metric, offset: c.offset, n });
+  }
+  return { index, data };
+}
+
+/**
+ * A column that went through a serializer that turned typed arrays into plain arrays or index-keyed
+ * objects (older webview hosts do; JSON also turns NaN into null): the webview always works on
+ * Float64Array. null stands for NaN in both forms; anything else that is no column is an empty one.
+ */
+export function reviveColumn(a: unknown): Float64Array {
+  const num = (v: unknown) => (v === null ? NaN : Number(v));
+  if (a instanceof Float64Array) return a;
+  if (Array.isArray(a)) return Float64Array.from(a, num);
+  if (isObj(a)) return Float64Array.from(Object.keys(a).sort((p, q) => Number(p) - Number(q)), (k) => num(a[k]));
+  return new Float64Array(0);
+}
+
+/**
+ * The chunks of a packed message (webview side). Columns are views into the one buffer, not copies (the
+ * store copies them into its own buffers). A pack that does not add up (an index entry that is not a
+ * chunk, or data shorter or longer than the index says: a buffer lost or cut on the way) throws, so a lost
+ * curve is never silent.
+ */
+export function unpackSeries(packed: PackedSeries): SeriesChunk[] {
+  const p = packed as unknown;
+  if (!isObj(p) || !Array.isArray(p.index)) throw new Error('packed series: no index');
+  const data = reviveColumn(p.data);
+  const out: SeriesChunk[] = [];
+  let at = 0;
+  for (const e of p.index as unknown[]) {
+    if (!isObj(e) || typeof e.run !== 'string' || !isMetricKey(e.metric) || !isCount(e.offset) || !isCount(e.n)) throw new Error(`packed series: bad index entry ${JSON.stringify(e)}`);
+    const n = e.n;
+    if (at + 3 * n > data.length) throw new Error(`packed series: ${data.length} values for more than ${at + 3 * n} (${e.run} ${e.metric})`);
+    out.push({ run: e.run, metric: e.metric, offset: e.offset, step: data.subarray(at, at + n), time: data.subarray(at + n, at + 2 * n), value: data.subarray(at + 2 * n, at + 3 * n) });
+    at += 3 * n;
+  }
+  if (at !== data.length) throw new Error(`packed series: ${data.length} values, the index accounts for ${at}`);
+  return out;
 }
 
 /**

@@ -2,7 +2,7 @@
 // The webview's connection state machine (webview/shared/handshake.ts) on a fake clock, and the banner
 // that shows each phase (webview/shared/statusBanner.ts).
 import { describe, expect, test } from 'vitest';
-import type { HostMessage } from '../../src/shared/messages';
+import { type HostMessage, packSeries } from '../../src/shared/messages';
 import { type ConnectionStatus, Handshake, type HandshakeTiming, type Timers } from '../../webview/shared/handshake';
 import { statusBanner } from '../../webview/shared/statusBanner';
 
@@ -36,7 +36,7 @@ class FakeClock implements Timers {
 }
 
 const TIMING: HandshakeTiming = { retryMs: 100, maxRetryMs: 400, pingMs: 1000, pongWaitMs: 500 };
-const SNAPSHOT: HostMessage = { type: 'snapshot', kind: 'run', target: { kind: 'run', run: 'e/r' }, title: 'r', runs: [], series: [] };
+const SNAPSHOT: HostMessage = { type: 'snapshot', kind: 'run', target: { kind: 'run', run: 'e/r' }, title: 'r', runs: [], series: packSeries([]) };
 
 function setup() {
   const clock = new FakeClock();
@@ -74,7 +74,7 @@ describe('the handshake', () => {
     expect(sent.filter((m) => m.type === 'ping').map((m) => m.at)).toEqual([1000, 2000]);
     expect(hs.status.phase).toBe('live');
     // Any message answers a ping: deltas count.
-    hs.received({ type: 'append', series: [] });
+    hs.received({ type: 'append', series: packSeries([]) });
     clock.advance(1000);
     expect(hs.status.phase).toBe('live');
     // This ping stays unanswered.

@@ -1,6 +1,19 @@
 // @vitest-environment jsdom
 import { describe, expect, test } from 'vitest';
-import { chunk, csvText, isMetricKey, metricLabel, parseWebviewMessage, reviveChunk, toCsv } from '../../src/shared/messages';
+import {
+  chunk,
+  csvText,
+  type HostMessage,
+  isMetricKey,
+  type MetricKey,
+  metricLabel,
+  packSeries,
+  parseWebviewMessage,
+  reviveColumn,
+  type SeriesChunk,
+  toCsv,
+  unpackSeries,
+} from '../../src/shared/messages';
 import { SeriesStore } from '../../webview/shared/chartModel';
 
 describe('webview → host messages are validated by the host', () => {
@@ -47,12 +60,120 @@ describe('series chunks', () => {
   test('columns must agree in length', () => {
     expect(() => chunk('e/a', 'loss', 0, [1, 2], [1], [1, 2])).toThrow(/differ in length/);
   });
-  test('reviveChunk turns plain arrays and index objects back into Float64Array', () => {
-    const plain = { run: 'e/a', metric: 'lr', offset: 0, step: [1, 2], time: { 0: 5, 1: 6 }, value: [null, 3] } as never;
-    const r = reviveChunk(plain);
-    expect(r.step).toBeInstanceOf(Float64Array);
-    expect(Array.from(r.time)).toEqual([5, 6]);
-    expect(Number.isNaN(r.value[0])).toBe(true);
+  test('reviveColumn turns plain arrays and index objects back into Float64Array (null is NaN)', () => {
+    expect(reviveColumn([1, 2])).toBeInstanceOf(Float64Array);
+    expect(Array.from(reviveColumn({ 1: 6, 0: 5, 10: 7, 2: null }))).toEqual([5, 6, NaN, 7]);
+    expect(Number.isNaN(reviveColumn([null, 3])[0])).toBe(true);
+    expect(reviveColumn(undefined).length).toBe(0);
+  });
+});
+
+/** A seeded PRNG (mulberry32): the same chunk sets on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const METRICS: MetricKey[] = ['loss', 'eval_loss', 'lr', 'grad_norm', 'tokens_per_s', 'memory_bytes', 'eval:accuracy', 'eval:exact_match'];
+
+function randomChunks(seed: number, count: number): SeriesChunk[] {
+  const rnd = prng(seed);
+  return Array.from({ length: count }, (_, i) => {
+    const n = rnd() < 0.15 ? 0 : Math.floor(rnd() * 40);
+    const step = Array.from({ length: n }, (_, j) => j * 3 + Math.floor(rnd() * 3));
+    const time = step.map((s) => 1.7e9 + s * 0.25 + rnd());
+    const value = step.map(() => {
+      const r = rnd();
+      return r < 0.1 ? NaN : r < 0.12 ? -0 : r < 0.14 ? 1e308 : (r - 0.5) * 1e3;
+    });
+    return chunk(`exp/run-${Math.floor(rnd() * 50)}`, METRICS[i % METRICS.length]!, Math.floor(rnd() * 1e6), step, time, value);
+  });
+}
+
+/** ArrayBuffer-backed values (typed arrays, DataViews, ArrayBuffers) in a message: what VS Code sends as separate buffers. */
+function buffers(x: unknown, seen = new Set<unknown>()): number {
+  if (typeof x !== 'object' || x === null || seen.has(x)) return 0;
+  seen.add(x);
+  if (ArrayBuffer.isView(x) || x instanceof ArrayBuffer) return 1;
+  return Object.values(x).reduce<number>((n, v) => n + buffers(v, seen), 0);
+}
+
+/** Same run, metric, offset and points (NaN equal to NaN, -0 to -0: Object.is), columns as Float64Array. */
+function expectSameChunks(got: SeriesChunk[], want: SeriesChunk[]): void {
+  expect(got.length).toBe(want.length);
+  got.forEach((g, i) => {
+    const w = want[i]!;
+    expect({ run: g.run, metric: g.metric, offset: g.offset }).toEqual({ run: w.run, metric: w.metric, offset: w.offset });
+    for (const col of ['step', 'time', 'value'] as const) {
+      expect(g[col]).toBeInstanceOf(Float64Array);
+      expect(g[col].length).toBe(w[col].length);
+      for (let j = 0; j < w[col].length; j++) if (!Object.is(g[col][j], w[col][j])) throw new Error(`chunk ${i} ${col}[${j}]: ${g[col][j]} != ${w[col][j]}`);
+    }
+  });
+}
+
+describe('packed series (the wire format)', () => {
+  test.each([1, 2, 3, 42, 2024])('pack → structured clone → unpack gives the same chunks (seed %i, 1,000 chunks with empty ones and NaN)', (seed) => {
+    const chunks = randomChunks(seed, 1000);
+    expect(chunks.some((c) => c.step.length === 0)).toBe(true);
+    expect(chunks.some((c) => c.value.some(Number.isNaN))).toBe(true);
+    const packed = packSeries(chunks);
+    expect(packed.data.length).toBe(3 * chunks.reduce((n, c) => n + c.step.length, 0));
+    expectSameChunks(unpackSeries(structuredClone(packed)), chunks);
+  });
+
+  test('no chunks, and only empty chunks, pack and unpack', () => {
+    expect(unpackSeries(packSeries([]))).toEqual([]);
+    const empty = [chunk('e/a', 'loss', 7, [], [], [])];
+    expectSameChunks(unpackSeries(structuredClone(packSeries(empty))), empty);
+  });
+
+  test('unpacked columns are views into the one buffer, not copies', () => {
+    const packed = packSeries(randomChunks(5, 20));
+    for (const c of unpackSeries(packed)) for (const col of [c.step, c.time, c.value]) expect(col.buffer).toBe(packed.data.buffer);
+  });
+
+  test('a snapshot of 40 runs × 8 metrics carries exactly one typed-array buffer', () => {
+    const chunks: SeriesChunk[] = [];
+    for (let r = 0; r < 40; r++) for (const m of METRICS) chunks.push(chunk(`e/r${r}`, m, 0, [1, 2, 3], [4, 5, 6], [0.5, NaN, 0.25]));
+    const m: HostMessage = { type: 'snapshot', kind: 'compare', target: { kind: 'compare', experiment: 'e' }, title: 'e', runs: [], series: packSeries(chunks) };
+    expect(buffers(m)).toBe(1);
+    expect(buffers(structuredClone(m))).toBe(1);
+    expect(buffers({ type: 'append', series: packSeries(chunks) } satisfies HostMessage)).toBe(1);
+    // What it replaces: three buffers per chunk, 960 for this message (VS Code's RPC counts them in one byte).
+    expect(buffers({ series: chunks })).toBe(3 * 40 * 8);
+  });
+
+  test('data delivered as a plain array (JSON: NaN → null) or an index-keyed object is revived', () => {
+    const chunks = randomChunks(9, 50);
+    const packed = packSeries(chunks);
+    const asJson = JSON.parse(JSON.stringify({ index: packed.index, data: Array.from(packed.data) }));
+    expect(asJson.data).toContain(null);
+    const asObject = { index: packed.index, data: Object.fromEntries(Array.from(packed.data, (v, i) => [String(i), v])) };
+    const stripNegZero = (cs: SeriesChunk[]) => cs.map((c) => ({ ...c, value: c.value.map((v) => (Object.is(v, -0) ? 0 : v)) }));
+    expectSameChunks(stripNegZero(unpackSeries(asJson)), stripNegZero(chunks)); // JSON writes -0 as 0
+    expectSameChunks(unpackSeries(asObject as never), chunks);
+  });
+
+  test('a pack that does not add up throws instead of losing a curve silently', () => {
+    const packed = packSeries([chunk('e/a', 'loss', 0, [1, 2], [3, 4], [5, 6]), chunk('e/b', 'loss', 0, [1], [3], [5])]);
+    expect(() => unpackSeries({ ...packed, data: new Float64Array(0) })).toThrow(/values for more/); // the buffer arrived empty
+    expect(() => unpackSeries({ ...packed, data: packed.data.subarray(0, 8) })).toThrow(/values for more/);
+    expect(() => unpackSeries({ ...packed, data: new Float64Array(12) })).toThrow(/accounts for 9/);
+    expect(() => unpackSeries({ index: [{ run: 'e/a', metric: 'loss', offset: -1, n: 0 }], data: new Float64Array(0) })).toThrow(/bad index entry/);
+    expect(() => unpackSeries({ index: [{ run: 'e/a', metric: 'bogus' as MetricKey, offset: 0, n: 0 }], data: new Float64Array(0) })).toThrow(/bad index entry/);
+    expect(() => unpackSeries(null as never)).toThrow(/no index/);
+  });
+
+  test('packSeries refuses a chunk whose columns differ in length', () => {
+    const bad = { ...chunk('e/a', 'loss', 0, [1, 2], [1, 2], [1, 2]), time: new Float64Array(1) };
+    expect(() => packSeries([bad])).toThrow(/differ in length/);
   });
 });
 

@@ -4,6 +4,7 @@ import { describe, expect, test } from 'vitest';
 import type { RunInfo } from '../../src/core/runStore';
 import type { EvalPoint, TrainPoint } from '../../src/core/series';
 import { configSummary, runView, SentSeries, toColumns } from '../../src/panels/panelData';
+import { type HostMessage, packSeries, unpackSeries } from '../../src/shared/messages';
 import { SeriesStore } from '../../webview/shared/chartModel';
 
 const train = (from: number, to: number): TrainPoint[] =>
@@ -41,6 +42,71 @@ describe('SentSeries', () => {
     const again = sent.snapshot('e/a', train(0, 5), []);
     expect(again.find((c) => c.metric === 'loss')!.offset).toBe(0);
     expect(sent.delta('e/a', train(5, 6), []).find((c) => c.metric === 'loss')!.offset).toBe(5);
+  });
+});
+
+/**
+ * VS Code's webview postMessage as it behaves: structured-clone-like, but every typed array travels as a
+ * separate RPC buffer whose count is one byte, so the arrays past the first 254 arrive empty.
+ */
+function vscodeTransport<T>(message: T): T {
+  let buffers = 0;
+  const walk = (x: unknown): unknown => {
+    if (ArrayBuffer.isView(x)) return ++buffers <= 254 ? structuredClone(x) : new (x.constructor as Float64ArrayConstructor)(0);
+    if (Array.isArray(x)) return x.map(walk);
+    if (typeof x === 'object' && x !== null) return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, walk(v)]));
+    return x;
+  };
+  return walk(message) as T;
+}
+
+describe('host → webview: every curve of a many-run comparison arrives', () => {
+  const RUNS = Array.from({ length: 30 }, (_, r) => `exp/run-${String(r).padStart(2, '0')}`);
+  const evals = (from: number, to: number): EvalPoint[] =>
+    Array.from({ length: Math.floor(to / 10) - Math.floor(from / 10) }, (_, i) => {
+      const step = (Math.floor(from / 10) + i + 1) * 10;
+      return { step, time: 2000 + step, metrics: { loss: 1 / step, accuracy: step === 20 ? null : step / 1000 } };
+    });
+
+  test('30 runs: snapshot then deltas, through the transport, rebuild every point of every metric', () => {
+    const sent = new SentSeries();
+    const store = new SeriesStore();
+    const post = (m: HostMessage) => {
+      const got = vscodeTransport(m);
+      if (got.type !== 'snapshot' && got.type !== 'append') return true;
+      return store.apply(unpackSeries(got.series));
+    };
+    const snapshot = RUNS.flatMap((run) => sent.snapshot(run, train(0, 100), evals(0, 99)));
+    expect(snapshot.length).toBe(30 * 5); // loss, lr, grad_norm, eval_loss, eval:accuracy
+    expect(post({ type: 'snapshot', kind: 'compare', target: { kind: 'compare', experiment: 'exp' }, title: 'exp', runs: [], series: packSeries(snapshot) })).toBe(true);
+    for (let k = 100; k < 400; k += 50) {
+      // a delta per poll carries every run's new points (a live comparison)
+      const delta = RUNS.flatMap((run) => sent.delta(run, train(k, k + 50), evals(k - 1, k + 49)));
+      expect(post({ type: 'append', series: packSeries(delta) })).toBe(true);
+    }
+    for (const run of RUNS) {
+      const loss = store.get(run, 'loss')!;
+      expect(loss.length).toBe(400);
+      expect(Array.from(loss.step.subarray(0, 400))).toEqual(Array.from({ length: 400 }, (_, i) => i));
+      expect(Number.isNaN(loss.value[3])).toBe(true); // NaN loss kept
+      expect(Number.isNaN(loss.value[103])).toBe(true);
+      expect(store.get(run, 'lr')!.length).toBe(400);
+      expect(store.get(run, 'grad_norm')!.length).toBe(400);
+      const ev = store.get(run, 'eval_loss')!;
+      expect(Array.from(ev.step.subarray(0, ev.length))).toEqual(Array.from({ length: 39 }, (_, i) => (i + 1) * 10));
+      const acc = store.get(run, 'eval:accuracy')!;
+      expect(acc.length).toBe(39);
+      expect(Number.isNaN(acc.value[1])).toBe(true);
+    }
+  });
+
+  test('the same snapshot as one typed array per column loses curves in the transport (the bug this format fixes)', () => {
+    const sent = new SentSeries();
+    const chunks = RUNS.flatMap((run) => sent.snapshot(run, train(0, 100), evals(0, 99)));
+    const got = vscodeTransport({ series: chunks });
+    const whole = got.series.filter((c, i) => c.step.length === chunks[i]!.step.length && c.value.length === chunks[i]!.value.length).length;
+    expect(whole).toBeLessThan(chunks.length);
+    expect(whole).toBe(Math.floor(254 / 3)); // 84 of 150 curves, silently
   });
 });
 

@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode/codicons/dist/codicon.css';
 import '../shared/style.css';
-import { BUILTIN_METRICS, type HostMessage, type MetricKey, metricLabel, type PanelTarget, type RunView, type SummaryTable } from '../../src/shared/messages';
+import { BUILTIN_METRICS, type MetricKey, metricLabel, type PanelTarget, type ReceivedMessage, type RunView, type SummaryTable } from '../../src/shared/messages';
 import { HostConnection } from '../shared/api';
 import { statusBanner } from '../shared/statusBanner';
 import { SeriesStore, runColor, type XMode } from '../shared/chartModel';
@@ -181,7 +181,7 @@ function renderTable(): void {
   replaceChildren(tableBox, h('table', { class: 'summary', id: 'summary-table' }, h('thead', {}, head), h('tbody', {}, ...body)), t.note ? h('p', { class: 'muted' }, t.note) : null);
 }
 
-function onMessage(m: HostMessage): void {
+function onMessage(m: ReceivedMessage): void {
   switch (m.type) {
     case 'snapshot':
       store.clear();

@@ -6,7 +6,7 @@ import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
 import '@vscode/codicons/dist/codicon.css';
 import '../shared/style.css';
-import type { HostMessage, MetricKey, PanelTarget, RunView } from '../../src/shared/messages';
+import type { MetricKey, PanelTarget, ReceivedMessage, RunView } from '../../src/shared/messages';
 import { HostConnection } from '../shared/api';
 import { statusBanner } from '../shared/statusBanner';
 import { formatDuration, formatNumber, runColor, SeriesStore } from '../shared/chartModel';
@@ -145,7 +145,7 @@ function renderRun(): void {
   }
 }
 
-function onMessage(m: HostMessage): void {
+function onMessage(m: ReceivedMessage): void {
   switch (m.type) {
     case 'snapshot':
       store.clear();

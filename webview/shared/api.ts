@@ -1,6 +1,6 @@
 // The webview side of the message contract: typed post, the ready handshake (handshake.ts: retried until
 // answered, pings while live), request ids, view state.
-import { type HostMessage, reviveChunk, type WebviewMessage } from '../../src/shared/messages';
+import { type HostMessage, type ReceivedMessage, unpackSeries, type WebviewMessage } from '../../src/shared/messages';
 import { type ConnectionStatus, Handshake } from './handshake';
 
 interface VsCodeApi<S> {
@@ -16,7 +16,10 @@ export class HostConnection<S extends object> {
   private readonly waiting = new Map<number, (r: { ok: boolean; message?: string }) => void>();
   readonly handshake: Handshake;
 
-  constructor(onMessage: (m: HostMessage) => void, onStatus: (s: ConnectionStatus) => void) {
+  /** Snapshots in a row whose series could not be unpacked (a resync is asked for a few times, not forever). */
+  private badSnapshots = 0;
+
+  constructor(onMessage: (m: ReceivedMessage) => void, onStatus: (s: ConnectionStatus) => void) {
     this.api = acquireVsCodeApi<S>();
     this.handshake = new Handshake((type) => this.post({ type }), onStatus);
     window.addEventListener('message', (e: MessageEvent) => {
@@ -29,8 +32,22 @@ export class HostConnection<S extends object> {
         this.waiting.delete(m.requestId);
         return;
       }
-      if (m.type === 'snapshot' || m.type === 'append') m.series = m.series.map(reviveChunk);
-      onMessage(m);
+      if (m.type !== 'snapshot' && m.type !== 'append') {
+        onMessage(m);
+        return;
+      }
+      let series;
+      try {
+        series = unpackSeries(m.series);
+      } catch (err) {
+        // Points lost on the way: never draw a partial view as if whole. A delta is a gap (a fresh
+        // snapshot repairs it); a snapshot is asked for again a few times.
+        console.error(`${m.type}: ${(err as Error).message}`);
+        if (m.type === 'append' || this.badSnapshots++ < 3) this.resync();
+        return;
+      }
+      if (m.type === 'snapshot') this.badSnapshots = 0;
+      onMessage({ ...m, series });
     });
   }
 
