@@ -4,7 +4,10 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type RunConfig } from './core/config';
-import { DEFAULT_METHODS, formatTable, type MethodPreset } from './core/compare';
+import { DEFAULT_BASELINE, DEFAULT_METHODS, formatTable, type MethodPreset } from './core/compare';
+import { COMPARISON_FILE, replicateRuns, runFairComparison } from './core/fairComparison';
+import { FAIR_DEFAULTS, planCost, planFair, type FairSettings, type ProtocolKind } from './core/protocol';
+import { formatFairTable } from './core/fairTable';
 import { Engine } from './core/engine';
 import { workerCwd, workerEnv, type LauncherKind } from './core/launcher';
 import { execa } from 'execa';
@@ -12,7 +15,7 @@ import { ProgressBoard } from './core/progress';
 import { renderReport } from './core/report';
 import { isTerminal } from './core/runState';
 import type { RunInfo } from './core/runStore';
-import { demoConfig, demoMethods, DEMO_TASKS, type DemoTask } from './core/demo';
+import { demoComparison, DEMO_TASKS, type DemoTask } from './core/demo';
 import { printable } from './core/text';
 
 /** Multi-line text for the terminal: each line printable() (escapes shown, long lines cut). */
@@ -24,14 +27,20 @@ Usage: node dist/cli.js <command> [options]
 
 Commands:
   demo                 RiemannLoRA (Riemannion + LOI) against LoRA-AdamW, PiSSA and ScaledAdamW on the
-                       built-in default task; progress bars, a summary table and an HTML report.
-      --quick            same four methods, fewer steps (CI)
+                       built-in default task by the fair protocol; progress, the table with intervals,
+                       the verdict and an HTML report.
+      --quick            same shape, a few steps per run (CI)
       --task KIND        builtin-default (default) | synthetic-lowrank
   run --config FILE    train one run
   compare --config FILE
                        the config's task and budget with each method (default: the demo's four)
       --methods LIST     comma-separated: ${DEFAULT_METHODS.map((m) => m.id).join(', ')}
-      --baseline ID      the method whose final loss (smoothed) is the target (default: lora-adamw)
+      --baseline ID      the method the others are measured against (default: lora-adamw)
+      --protocol KIND    fair (default): a learning-rate search per method with the same budget, then
+                         matched seeds, intervals and a verdict (docs/comparisons.md);
+                         quick: one run per method at the catalogue's default learning rate
+      --trials T         fair: learning rates per method (default ${FAIR_DEFAULTS.trials}; successive halving)
+      --seeds K          fair: matched seeds per method (default ${FAIR_DEFAULTS.seeds}, at least 2)
   list                 runs under the output root with state, step and final loss (smoothed)
   validate --config FILE
                        check a run config against the schema (and with the worker when Python is found)
@@ -183,6 +192,81 @@ async function runComparison(
   return exitCodeOf(finished, signals.interrupted());
 }
 
+function protocolOption(values: Record<string, string | boolean | undefined>, defaults: FairSettings = FAIR_DEFAULTS): { kind: ProtocolKind; settings: FairSettings } {
+  const kind = (values.protocol as string | undefined) ?? 'fair';
+  if (kind !== 'fair' && kind !== 'quick') throw new UsageError(`--protocol must be fair or quick (got ${kind})`);
+  if (kind === 'quick' && (values.trials !== undefined || values.seeds !== undefined)) throw new UsageError('--trials and --seeds belong to --protocol fair');
+  const settings = {
+    trials: intOption(values.trials as string | undefined, 'trials', defaults.trials),
+    seeds: intOption(values.seeds as string | undefined, 'seeds', defaults.seeds),
+  };
+  if (settings.seeds < 2) throw new UsageError('--seeds must be at least 2 (an interval needs two values; --protocol quick runs one seed)');
+  return { kind, settings };
+}
+
+/** The fair protocol from a terminal: the plan and its cost, progress, the table with intervals, the verdict. */
+async function runFair(
+  c: Common,
+  base: RunConfig,
+  opts: { methods: readonly MethodPreset[]; baseline: string; settings: FairSettings; name: string; title: string; facts: Record<string, string> },
+): Promise<number> {
+  const t0 = Date.now();
+  const plan = planFair(base, opts.methods, opts.baseline, opts.settings);
+  const cost = planCost(plan);
+  process.stdout.write(
+    `fair protocol: ${plan.methods.length} methods × (${plan.rungs.map((r) => `${r.trials} × ${r.steps}`).join(' + ') || 'no'} search steps + ${plan.replicateSeeds.length} seeds × ${plan.steps} steps) = ` +
+      `${cost.runs} runs, ${Number(cost.fullRuns.toFixed(1))} full-run equivalents\n\n`,
+  );
+  const abort = new AbortController();
+  const keys: string[] = [];
+  c.engine.on('run-added', (info) => keys.push(info.key));
+  const signals = handleInterrupts(c.engine, () => {
+    abort.abort();
+    return keys;
+  });
+  let stage = '';
+  const { experiment, record, runs } = await runFairComparison(c.engine, base, {
+    ...opts,
+    signal: abort.signal,
+    onRecord: (r) => {
+      const chosen = r.methods.filter((m) => m.chosen_lr !== null).map((m) => `${m.label} ${m.chosen_lr}`);
+      const line = chosen.length ? `learning rates chosen: ${chosen.join(', ')}` : '';
+      if (line && line !== stage) {
+        stage = line;
+        c.board.note(line);
+      }
+    },
+  });
+  c.board.done();
+  signals.dispose();
+  process.stdout.write(`\n${formatFairTable(record)}\n`);
+  if (record.verdict.length) process.stdout.write(`\n${record.verdict.map((v) => `• ${v}`).join('\n')}\n`);
+  const replicates = replicateRuns(record);
+  printFailures(runs.filter((r) => replicates.has(r.run)));
+  const trialFailures = runs.filter((r) => !replicates.has(r.run) && r.state !== 'completed');
+  if (trialFailures.length) process.stdout.write(`\n${trialFailures.length} search trial(s) did not complete (a diverged learning rate ranks last): ${trialFailures.map((r) => r.run).join(', ')}\n`);
+  process.stdout.write(`\nruns: ${experiment.dir}\n${COMPARISON_FILE}: ${join(experiment.dir, COMPARISON_FILE)}\n`);
+  if (c.reportEnabled) {
+    const path = join(experiment.dir, 'report.html');
+    const snaps = runs.filter((r) => replicates.has(r.run)).map((r) => c.engine.snapshot(r.key));
+    writeFileSync(
+      path,
+      renderReport({
+        title: opts.title,
+        subtitle: `experiment ${experiment.id}`,
+        comparison: c.engine.comparison(experiment.id),
+        fair: record,
+        runs: snaps.map((s) => ({ key: s.info.key, label: s.info.label, train: s.train, eval: s.eval, group: s.info.method })),
+        facts: { ...opts.facts, protocol: 'fair', 'total wall time': `${((Date.now() - t0) / 1000).toFixed(1)} s` },
+      }),
+    );
+    process.stdout.write(`report: ${path}\n`);
+  }
+  process.stdout.write(`total wall time: ${((Date.now() - t0) / 1000).toFixed(1)} s (${runs.length} runs)\n`);
+  if (signals.interrupted() || record.state === 'stopped') return 130;
+  return record.state === 'complete' ? 0 : 1;
+}
+
 function describeConfig(config: RunConfig): Record<string, string> {
   return {
     task: config.task.kind,
@@ -236,6 +320,9 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string' },
       methods: { type: 'string' },
       baseline: { type: 'string' },
+      protocol: { type: 'string' },
+      trials: { type: 'string' },
+      seeds: { type: 'string' },
       'no-report': { type: 'boolean' },
     },
   });
@@ -255,18 +342,16 @@ async function main(argv: string[]): Promise<number> {
       const task = (values.task ?? 'builtin-default') as DemoTask;
       if (!DEMO_TASKS.includes(task)) throw new UsageError(`--task must be one of ${DEMO_TASKS.join(', ')} (got ${task})`);
       const concurrency = intOption(values.concurrency, 'concurrency', 2);
-      const base = demoConfig(task, { quick: !!values.quick, threads: concurrency >= 2 ? 1 : 0 });
+      const demo = demoComparison(task, { quick: !!values.quick, threads: concurrency >= 2 ? 1 : 0 });
+      const protocol = protocolOption(values, demo.settings);
       const c = makeEngine(values);
       process.stdout.write(
-        `RiemannLoRA demo: ${DEFAULT_METHODS.map((m) => m.label).join(' vs ')} on ${task}${values.quick ? ' (quick)' : ''}, ` +
-          `${base.train.steps} steps, ${concurrency} at a time\n\n`,
+        `RiemannLoRA demo: ${demo.methods.map((m) => m.label).join(' vs ')} on ${task}${values.quick ? ' (quick)' : ''}, ` +
+          `${demo.base.train.steps} steps, ${concurrency} at a time\n`,
       );
-      return runComparison(c, base, {
-        methods: demoMethods(task),
-        name: `demo ${task}${values.quick ? ' quick' : ''}`,
-        title: `RiemannLoRA vs LoRA baselines — ${task}`,
-        facts: describeConfig(base),
-      });
+      const opts = { name: demo.name, title: `RiemannLoRA vs LoRA baselines — ${task}`, facts: describeConfig(demo.base) };
+      if (protocol.kind === 'quick') return runComparison(c, demo.base, { ...opts, methods: [...demo.methods], baseline: demo.baseline });
+      return runFair(c, demo.base, { ...opts, methods: demo.methods, baseline: demo.baseline, settings: protocol.settings });
     }
     case 'compare': {
       const base = needConfig();
@@ -282,14 +367,13 @@ async function main(argv: string[]): Promise<number> {
       if (values.baseline && !(methods ?? DEFAULT_METHODS).some((m) => m.id === values.baseline)) {
         throw new UsageError(`--baseline ${values.baseline} is not one of the compared methods`);
       }
+      const protocol = protocolOption(values);
       const c = makeEngine(values);
-      return runComparison(c, base, {
-        methods,
-        baseline: values.baseline,
-        name: `${base.name ?? base.task.kind} comparison`,
-        title: `Comparison — ${base.name ?? base.task.kind}`,
-        facts: describeConfig(base),
-      });
+      const opts = { name: `${base.name ?? base.task.kind} comparison`, title: `Comparison — ${base.name ?? base.task.kind}`, facts: describeConfig(base) };
+      if (protocol.kind === 'quick') return runComparison(c, base, { ...opts, methods, baseline: values.baseline });
+      const chosen = methods ?? [...DEFAULT_METHODS];
+      const baseline = values.baseline ?? (chosen.some((m) => m.id === DEFAULT_BASELINE) ? DEFAULT_BASELINE : chosen[0]!.id);
+      return runFair(c, base, { ...opts, methods: chosen, baseline, settings: protocol.settings });
     }
     case 'run': {
       const config = needConfig();

@@ -99,13 +99,25 @@ export function stepsToTarget(points: readonly TrainPoint[], target: number, win
 const HIGHER_IS_BETTER = /acc|exact|match|f1|bleu|rouge|score/i;
 const PREFERRED = ['exact_match', 'accuracy', 'acc', 'loss'];
 
-/** The headline eval metric: accuracy-like first, then loss; best over all evaluations. */
-export function bestEval(evals: readonly EvalPoint[]): RunSummary['best_eval'] {
+/** The eval metric names that hold a finite number somewhere in `evals`. */
+export function evalMetricNames(evals: readonly EvalPoint[]): Set<string> {
   const names = new Set<string>();
   for (const e of evals) for (const [k, v] of Object.entries(e.metrics)) if (typeof v === 'number' && Number.isFinite(v)) names.add(k);
+  return names;
+}
+
+/** The headline metric among `names`: accuracy-like first, then loss; whether higher is better. */
+export function headlineMetric(names: ReadonlySet<string>): { name: string; higher: boolean } | null {
   if (!names.size) return null;
   const name = PREFERRED.find((n) => names.has(n)) ?? [...names].sort()[0]!;
-  const higher = HIGHER_IS_BETTER.test(name);
+  return { name, higher: HIGHER_IS_BETTER.test(name) };
+}
+
+/** The headline eval metric: accuracy-like first, then loss; best over all evaluations. */
+export function bestEval(evals: readonly EvalPoint[]): RunSummary['best_eval'] {
+  const headline = headlineMetric(evalMetricNames(evals));
+  if (!headline) return null;
+  const { name, higher } = headline;
   let best: { name: string; value: number; step: number } | null = null;
   for (const e of evals) {
     const v = e.metrics[name];

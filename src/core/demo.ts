@@ -1,7 +1,10 @@
-// The main job's run configs (`npm run demo`): the same four methods on the built-in default task (or the
-// fast synthetic one); `quick` keeps the shape (all methods, evaluation, report) with fewer steps.
-import { DEFAULT_METHODS, type MethodPreset } from './compare';
+// The main job (`npm run demo`, Run Demo Comparison): the four methods on the built-in default task (or the
+// fast synthetic one) by the fair protocol (docs/comparisons.md: every learning rate comes from the same
+// search, none is hand-picked); `quick` keeps the shape (all methods, the search, seeds, the verdict and the
+// report) with fewer steps.
+import { DEFAULT_BASELINE, DEFAULT_METHODS, type MethodPreset } from './compare';
 import { checkConfig, type RunConfig } from './config';
+import { FAIR_DEFAULTS, type FairSettings } from './protocol';
 
 export const DEMO_TASKS = ['builtin-default', 'synthetic-lowrank'] as const;
 export type DemoTask = (typeof DEMO_TASKS)[number];
@@ -43,29 +46,22 @@ export function demoConfig(task: DemoTask, opts: DemoOptions = {}): RunConfig {
   return checkConfig(config, `demo config (${task})`);
 }
 
-/**
- * Learning rates of the demo, per task and method. The optimizers' own defaults (the worker's DEFAULT_LR:
- * the paper's values for Llama-3-8B) barely move a 0.6M-parameter model in a CPU-minute budget, which
- * would make the comparison about the defaults, not the methods. So each method gets the best rate of the
- * same small sweep on the demo's budget and the shipped assets (tools/calibrate_default.py and the worker;
- * rank 8, alpha 16, batch 16, 200 steps, seed 0; eval exact-match accuracy at step 100 / 200):
- *   riemannion+loi  2e-3 0% / 29.5% | 5e-3* 46% / 49.5% | 1e-2 47% / 48%
- *   adamw+lora      2e-3* 24.5% / 48% | 3e-3 (PEFT) – / 47% | 6e-3 (PEFT) diverges
- *   adamw+pissa     5e-4* 15% / 45.5% | 1e-3 28.5% / 30% | 2e-3 0% / 0% (through the worker)
- *   scaled-adamw    2e-3* 7% / 47.5%
- * (* chosen.) The fine-tuning task saturates near 48% (the 3- and 4-letter words; see the assets README),
- * so the methods differ in how fast they get there, which the curves and steps-to-target show. The
- * synthetic task keeps the defaults (its demo is a fast smoke run, not a benchmark).
- */
-const DEMO_LR: Record<DemoTask, Partial<Record<string, number>>> = {
-  'builtin-default': { 'riemannlora': 5e-3, 'lora-adamw': 2e-3, 'pissa': 5e-4, 'scaled-adamw': 2e-3 },
-  'synthetic-lowrank': {},
-};
+/** The demo as one comparison: the same for `npm run demo` (src/cli.ts) and Run Demo Comparison (the editor). */
+export interface DemoComparison {
+  base: RunConfig;
+  methods: readonly MethodPreset[];
+  baseline: string;
+  /** The fair protocol's settings (docs/comparisons.md); quick demos search 2 rates and run 2 seeds. */
+  settings: FairSettings;
+  name: string;
+}
 
-/** The four methods of the demo with the task's learning rates. */
-export function demoMethods(task: DemoTask): MethodPreset[] {
-  return DEFAULT_METHODS.map((m) => {
-    const lr = DEMO_LR[task][m.id];
-    return lr === undefined ? { ...m } : { ...m, lr };
-  });
+export function demoComparison(task: DemoTask, opts: DemoOptions = {}): DemoComparison {
+  return {
+    base: demoConfig(task, opts),
+    methods: DEFAULT_METHODS,
+    baseline: DEFAULT_BASELINE,
+    settings: opts.quick ? { trials: 2, seeds: 2 } : { ...FAIR_DEFAULTS },
+    name: `demo ${task}${opts.quick ? ' quick' : ''}`,
+  };
 }

@@ -461,22 +461,22 @@ export class Engine extends EventEmitter<EngineEvents> {
     };
   }
 
+  /** A run's curves (the watched series, else read from its events) and its state as shown. */
+  series(key: RunKey): { series: RunSeries; state: RunInfo['state'] } {
+    const r = this.mustGet(key);
+    const w = this.watched.get(key);
+    if (w) return { series: w.series, state: r.state };
+    const series = new RunSeries();
+    const all = this.readEvents(key);
+    series.add(all.events);
+    return { series, state: all.error ? withProblem(r, all.error).state : r.state };
+  }
+
   /** The summary table of an experiment's runs, measured against its baseline (compare.ts). */
   comparison(experiment: string): Comparison {
     const exp = this.store.getExperiment(experiment);
     const runs = this.store.listRuns(experiment);
-    const compared = runs.map((r) => {
-      const w = this.watched.get(r.key);
-      let series = w?.series;
-      let state = this.view(r).state;
-      if (!series) {
-        series = new RunSeries();
-        const all = this.readEvents(r.key);
-        series.add(all.events);
-        if (all.error) state = withProblem(r, all.error).state;
-      }
-      return { key: r.key, label: r.label, method: r.method, state, series };
-    });
+    const compared = runs.map((r) => ({ key: r.key, label: r.label, method: r.method, ...this.series(r.key) }));
     const baseline = exp?.baseline ? runKey(experiment, exp.baseline) : null;
     return compareRuns(compared, baseline);
   }

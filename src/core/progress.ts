@@ -19,7 +19,10 @@ export interface ProgressStream {
   write(text: string): unknown;
   isTTY?: boolean;
   columns?: number;
+  rows?: number;
 }
+
+const FINISHED = new Set(['completed', 'failed', 'stopped', 'diverged', 'damaged']);
 
 const fmtLoss = (v: number | null) => (v === null ? '' : `loss ${Number(v.toPrecision(4))}`);
 
@@ -80,6 +83,16 @@ export class ProgressBoard {
     this.schedule();
   }
 
+  /** A line of its own above the board (e.g. a comparison's stage). */
+  note(text: string): void {
+    if (this.tty && this.drawn) {
+      this.out.write(`\x1b[${this.drawn}A\r\x1b[0J`);
+      this.drawn = 0;
+    }
+    this.out.write(`${printable(text, 1000)}\n`);
+    if (this.tty) this.draw();
+  }
+
   /** Draws the final state now (and stops redrawing). */
   done(): void {
     if (this.pending) clearTimeout(this.pending);
@@ -106,12 +119,26 @@ export class ProgressBoard {
       return;
     }
     this.lastDraw = Date.now();
-    const all = [...this.lines.values()];
+    let all = [...this.lines.values()];
     const w = Math.max(...all.map((l) => l.label.length), 6);
     const cols = this.out.columns ?? 120;
+    // More lines than the terminal shows cannot be redrawn in place: the finished ones fold into a count.
+    const room = Math.max(4, (this.out.rows ?? 24) - 2);
+    let folded = '';
+    if (all.length > room) {
+      const done = all.filter((l) => FINISHED.has(l.state));
+      const counts = new Map<string, number>();
+      for (const l of done) counts.set(l.state, (counts.get(l.state) ?? 0) + 1);
+      folded = [...counts].map(([state, n]) => `${n} ${state}`).join(', ');
+      all = all.filter((l) => !FINISHED.has(l.state)).slice(0, room - 1);
+    }
     let text = this.drawn ? `\x1b[${this.drawn}A` : '';
     for (const l of all) text += `\r\x1b[2K${renderLine(l, w).slice(0, cols - 1)}\n`;
-    this.drawn = all.length;
+    if (folded) text += `\r\x1b[2K${`(${folded})`.slice(0, cols - 1)}\n`;
+    const count = all.length + (folded ? 1 : 0);
+    // Lines left over from a taller board are cleared.
+    if (this.drawn > count) text += '\x1b[0J';
+    this.drawn = count;
     this.out.write(text);
   }
 

@@ -10,6 +10,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { SMOOTHING_NOTE, smooth, smoothingWindow, tableColumns, type Comparison } from './compare';
+import type { ComparisonRecord } from './fairComparison';
+import { fairColumns, fairNotes } from './fairTable';
 import type { EvalPoint, TrainPoint } from './series';
 
 export interface ReportRun {
@@ -17,12 +19,16 @@ export interface ReportRun {
   label: string;
   train: readonly TrainPoint[];
   eval: readonly EvalPoint[];
+  /** Runs of one group (a method's seeds) share a colour. */
+  group?: string;
 }
 
 export interface ReportInput {
   title: string;
   subtitle?: string;
   comparison: Comparison;
+  /** A fair comparison's record: the verdict, the protocol, the table with intervals, the sensitivity chart and the per-seed table. */
+  fair?: ComparisonRecord;
   runs: readonly ReportRun[];
   /** Extra facts shown under the title (task, steps, rank...). */
   facts?: Record<string, string>;
@@ -92,6 +98,8 @@ const STYLE = `
   .chart { position: relative; height: 380px; }
   .controls { display: flex; gap: 16px; align-items: center; margin: 8px 0; color: #444; }
   .note { color: #666; font-size: 12px; }
+  .verdict { border-left: 4px solid #1f77b4; padding: 4px 12px; margin: 8px 0 16px; }
+  .verdict li { margin: 4px 0; }
   @media (prefers-color-scheme: dark) { body { background: #1e1e1e; color: #ddd; } th, td { border-color: #444; } tr.baseline td { background: #2a2d33; } .sub, dt, .note { color: #aaa; } }
 `;
 
@@ -113,6 +121,14 @@ const MAIN_SCRIPT = `
     trainSets.push({ label: 'target (baseline final loss, smoothed)', data: [{ x: 0, y: data.target }, { x: maxX, y: data.target }], borderColor: '#888', borderDash: [6, 4], borderWidth: 1, pointRadius: 0 });
   }
   var charts = [];
+  if (data.sensitivity) {
+    var sens = data.sensitivity.map(function (m) {
+      return { label: m.label, data: m.points.map(function (p) { return { x: p[0], y: p[1] }; }), borderColor: m.color, backgroundColor: m.color,
+        showLine: false, pointRadius: m.points.map(function (p) { return p[0] === m.chosen ? 7 : 3; }), pointStyle: m.points.map(function (p) { return p[0] === m.chosen ? 'star' : 'circle'; }) };
+    });
+    charts.push(new Chart(document.getElementById('sensitivity'), { type: 'scatter', data: { datasets: sens }, options: Object.assign({}, common,
+      { scales: { x: { type: 'logarithmic', title: { display: true, text: 'learning rate' } }, y: { type: 'linear', title: { display: true, text: data.sensitivityMetric } } } }) }));
+  }
   function axes(title) { return { x: { type: 'linear', title: { display: true, text: 'step' } }, y: { type: 'linear', title: { display: true, text: title } } }; }
   charts.push(new Chart(document.getElementById('train'), { type: 'line', data: { datasets: trainSets }, options: Object.assign({}, common, { scales: axes('train loss') }) }));
   data.evalNames.forEach(function (name, i) {
@@ -139,12 +155,16 @@ export function renderReport(input: ReportInput): string {
   const evalNames = [...new Set(input.runs.flatMap((r) => r.eval.flatMap((e) => Object.keys(e.metrics))))].sort((a, b) =>
     a === 'loss' ? -1 : b === 'loss' ? 1 : a.localeCompare(b),
   );
+  const groups = [...new Set(input.runs.map((r, i) => r.group ?? String(i)))];
+  const colorOf = (r: ReportRun, i: number) => PALETTE[groups.indexOf(r.group ?? String(i)) % PALETTE.length];
+  const fair = input.fair;
   const data = {
-    target: input.comparison.target_loss,
+    target: fair ? null : input.comparison.target_loss,
     evalNames,
+    ...(fair ? sensitivityData(fair) : {}),
     runs: input.runs.map((r, i) => ({
       label: r.label,
-      color: PALETTE[i % PALETTE.length],
+      color: colorOf(r, i),
       raw: decimate(r.train, (p) => p.loss).map((p) => [p.step, p.loss]),
       smooth: decimate(
         smooth(r.train, smoothingWindow(r.train.length)).map((p) => ({ step: p.step, loss: p.loss })),
@@ -160,6 +180,7 @@ export function renderReport(input: ReportInput): string {
   const body = input.comparison.rows
     .map((row, i) => `<tr${row.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
     .join('\n');
+  const summary = fair ? fairSection(fair) : legacySummary(input.comparison, head, body);
   const when = (input.generatedAt ?? new Date()).toISOString();
   return `<!doctype html>
 <html lang="en">
@@ -174,15 +195,10 @@ export function renderReport(input: ReportInput): string {
 <h1>${escapeHtml(input.title)}</h1>
 <p class="sub">${escapeHtml(input.subtitle ?? '')} · generated ${escapeHtml(when)}</p>
 <dl>${facts}</dl>
-<h2>Summary</h2>
-<table id="summary"><thead><tr>${head}</tr></thead><tbody>
-${body}
-</tbody></table>
-<p class="note">final loss (smoothed): the ${escapeHtml(SMOOTHING_NOTE)}, at the last step; best loss (smoothed): the lowest such mean;
-steps to target: first step at which the smoothed loss is at or below the baseline's final loss (smoothed)${input.comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(input.comparison.target_loss.toPrecision(4))))})`};
-speedup: the baseline's steps to target divided by the run's; train wall s: initialization plus training, summed over resumes (Python start-up and model loading left out).</p>
+${summary}
 <div class="controls"><label><input type="checkbox" id="logy"> log-scale loss</label><label><input type="checkbox" id="raw" checked> raw loss (faded)</label></div>
 <div class="charts">
+  ${fair ? '<div><h2>Learning-rate sensitivity (search trials; the chosen rate starred)</h2><div class="chart"><canvas id="sensitivity"></canvas></div></div>' : ''}
   <div><h2>Train loss (smoothed; raw faded)</h2><div class="chart"><canvas id="train"></canvas></div></div>
   ${evalNames.map((n, i) => `<div><h2>Eval ${escapeHtml(n)}</h2><div class="chart"><canvas id="eval-${i}"></canvas></div></div>`).join('\n  ')}
 </div>
@@ -192,4 +208,65 @@ speedup: the baseline's steps to target divided by the run's; train wall s: init
 </body>
 </html>
 `;
+}
+
+function legacySummary(comparison: Comparison, head: string, body: string): string {
+  return `<h2>Summary</h2>
+<table id="summary"><thead><tr>${head}</tr></thead><tbody>
+${body}
+</tbody></table>
+<p class="note">final loss (smoothed): the ${escapeHtml(SMOOTHING_NOTE)}, at the last step; best loss (smoothed): the lowest such mean;
+steps to target: first step at which the smoothed loss is at or below the baseline's final loss (smoothed)${comparison.target_loss === null ? '' : ` (${escapeHtml(String(Number(comparison.target_loss.toPrecision(4))))})`};
+speedup: the baseline's steps to target divided by the run's; train wall s: initialization plus training, summed over resumes (Python start-up and model loading left out).</p>
+`;
+}
+
+const cell = (v: number | null | undefined, digits = 4): string => (v === null || v === undefined ? '—' : String(Number(v.toPrecision(digits))));
+
+/** Verdict, protocol, the table with intervals and the per-seed table of a fair comparison. */
+function fairSection(r: ComparisonRecord): string {
+  const cols = fairColumns(r);
+  const head = cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('');
+  const body = r.methods
+    .map((m, i) => `<tr${m.id === r.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
+    .join('\n');
+  const metric = r.metric?.name ?? 'metric';
+  const seeds = r.methods
+    .flatMap((m) =>
+      m.replicates.map(
+        (x) =>
+          `<tr><td>${escapeHtml(m.label)}</td><td>${x.seed}</td><td>${escapeHtml(x.run)}</td><td>${escapeHtml(x.state)}</td><td>${cell(x.lr, 3)}</td><td>${cell(x.final_metric)}</td><td>${cell(x.final_eval_loss)}</td><td>${cell(x.final_loss_smoothed)}</td><td>${x.steps_to_target ?? 'not reached'}</td><td>${cell(x.time_to_target_s, 3)}</td></tr>`,
+      ),
+    )
+    .join('\n');
+  const verdict = r.verdict.length ? `<ul class="verdict" id="verdict">${r.verdict.map((v) => `<li>${escapeHtml(v)}</li>`).join('')}</ul>` : `<p class="verdict" id="verdict">No verdict: ${escapeHtml(r.state)}.</p>`;
+  return `<h2>Verdict</h2>
+${verdict}
+<h2>Summary (${escapeHtml(String(r.protocol.seeds))} seeds per method)</h2>
+<table id="summary"><thead><tr>${head}</tr></thead><tbody>
+${body}
+</tbody></table>
+<p class="note">${fairNotes(r).map(escapeHtml).join('<br>')}<br>Selection: ${escapeHtml(r.protocol.selection)}. Reported: ${escapeHtml(r.protocol.report)}.</p>
+<h2>Per seed</h2>
+<table id="seeds"><thead><tr><th>method</th><th>seed</th><th>run</th><th>state</th><th>lr</th><th>final test ${escapeHtml(metric)}</th><th>final eval loss</th><th>final loss (smoothed)</th><th>steps to target</th><th>seconds to target</th></tr></thead><tbody>
+${seeds}
+</tbody></table>
+`;
+}
+
+function sensitivityData(r: ComparisonRecord): { sensitivity: { label: string; color: string; chosen: number | null; points: [number, number | null, number][] }[]; sensitivityMetric: string } {
+  const lastRung = new Map<string, number>();
+  return {
+    sensitivityMetric: `validation ${r.metric?.name ?? 'metric'} (final of each trial; the longest rung per rate)`,
+    sensitivity: r.methods.map((m, i) => {
+      // A rate that went on to a longer rung is shown with its longest trial.
+      for (const t of m.trials) lastRung.set(`${m.id}|${t.lr}`, Math.max(lastRung.get(`${m.id}|${t.lr}`) ?? -1, t.rung));
+      return {
+        label: m.label,
+        color: PALETTE[i % PALETTE.length]!,
+        chosen: m.chosen_lr,
+        points: m.trials.filter((t) => lastRung.get(`${m.id}|${t.lr}`) === t.rung).map((t) => [t.lr, t.metric, t.rung] as [number, number | null, number]),
+      };
+    }),
+  };
 }

@@ -8,9 +8,10 @@ import workerEventSchema from '../../schema/worker-event.schema.json';
 import runStatusSchema from '../../schema/run-status.schema.json';
 import runCardSchema from '../../schema/run-card.schema.json';
 import experimentSchema from '../../schema/experiment.schema.json';
+import comparisonSchema from '../../schema/comparison.schema.json';
 import { pointerSegment, preview } from './jsonDocument';
 
-export type SchemaName = 'config' | 'event' | 'status' | 'card' | 'experiment';
+export type SchemaName = 'config' | 'event' | 'status' | 'card' | 'experiment' | 'comparison';
 
 export interface SchemaError {
   /** JSON pointer of the field, "/" for the document itself. */
@@ -24,6 +25,7 @@ const SCHEMAS: Record<SchemaName, object> = {
   status: runStatusSchema,
   card: runCardSchema,
   experiment: experimentSchema,
+  comparison: comparisonSchema,
 };
 
 // verbose: errors carry the offending value (err.data) and the schema node (err.parentSchema) the messages use.

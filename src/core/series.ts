@@ -127,6 +127,14 @@ export class RunSeries {
     return this.initSeconds + this.segments.reduce((s, g) => s + (g.last - g.start), 0);
   }
 
+  /** trainWallSeconds as it stood at `time` (seconds since the epoch): the time-to-result of an event. */
+  wallSecondsAt(time: number): number | null {
+    if (!this.segments.length) return null;
+    let s = this.initSeconds;
+    for (const g of this.segments) if (g.start < time) s += Math.min(g.last, time) - g.start;
+    return s;
+  }
+
   get lastStep(): number {
     return this.train[this.train.length - 1]?.step ?? this.started?.start_step ?? 0;
   }

@@ -1,4 +1,4 @@
-// The statistics of a fair comparison (docs/baselines.md "Fair comparisons"): a method is replicated over
+// The statistics of a fair comparison (docs/comparisons.md): a method is replicated over
 // a few matched seeds, and what is reported is a mean with a confidence interval and the number of seeds.
 //
 // Every interval here is a two-sided Student-t interval of a mean over n values with n − 1 degrees of
@@ -23,7 +23,7 @@
 // The t distribution's CDF is computed from the regularized incomplete beta function (its continued
 // fraction), P(T > t) = I_{df/(df+t²)}(df/2, 1/2) / 2, and its quantile by a safeguarded Newton iteration on
 // the log of that tail (or of the central part, F(t) − 1/2, near the median). Measured against 50-digit
-// mpmath values over a grid (a sample of them is in test/unit/stats.test.ts): relative error below 1e-14
+// mpmath values over a grid (a sample of them is in test/unit/core/stats.test.ts): relative error below 1e-14
 // for df from 0.05 to 1e7 wherever the probability is above 1e-20 (further out the tail's own condition
 // number, about df, sets the limit), quantiles within 2e-13. Pure TypeScript, no imports: the engine, the CLI and the webviews can all use it.
 

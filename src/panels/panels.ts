@@ -9,8 +9,12 @@ import * as vscode from 'vscode';
 import { compareRuns, type ComparedRun, tableColumns, targetNote, type Comparison } from '../core/compare';
 import type { Engine, MetricsDelta } from '../core/engine';
 import { readAllEvents } from '../core/events';
-import type { RunInfo, RunKey } from '../core/runStore';
+import { runKey, type RunInfo, type RunKey } from '../core/runStore';
 import { RunSeries } from '../core/series';
+import { readComparisonRecord, replicateRuns, type ComparisonRecord } from '../core/fairComparison';
+import { fairColumns, fairNotes } from '../core/fairTable';
+import { replicateRunId } from '../core/protocol';
+import { isTerminal } from '../core/runState';
 import {
   type HostMessage,
   type MetricKey,
@@ -199,8 +203,13 @@ abstract class Panel {
   private onRun(info: RunInfo): void {
     if (!this.ready) return;
     if (this.kind === 'compare' && !this.runKeys().includes(info.key)) {
-      // A run added to a compared experiment: start over so it gets its colour and legend entry.
-      if (this instanceof ComparePanel && this.covers(info)) this.sendSnapshot();
+      // A run added to a compared experiment: start over so it gets its colour and legend entry; a fair
+      // comparison's search trial is not drawn, but its end moves the comparison on (the table says how far).
+      if (this instanceof ComparePanel) {
+        const role = this.roleOf(info);
+        if (role === 'new') this.sendSnapshot();
+        else if (role === 'trial' && isTerminal(info.state)) this.sendRuns();
+      }
       return;
     }
     if (!this.runKeys().includes(info.key)) return;
@@ -326,14 +335,50 @@ export class ComparePanel extends Panel {
     this.refreshKeys();
   }
 
-  covers(info: RunInfo): boolean {
-    return 'experiment' in this.what && info.experiment === this.what.experiment;
+  /** A run this panel does not show yet: one to add (`new`), a fair comparison's search trial, or another experiment's. */
+  roleOf(info: RunInfo): 'new' | 'trial' | 'other' {
+    if (!('experiment' in this.what) || info.experiment !== this.what.experiment) return 'other';
+    const record = this.record();
+    return record && !replicateRuns(record).has(info.run) ? 'trial' : 'new';
   }
 
   private refreshKeys(): void {
     const engine = this.host.engine();
-    if ('experiment' in this.what) this.keys = engine ? engine.runs(this.what.experiment).map((r) => r.key) : [];
-    else this.keys = this.what.runs.filter((k) => !engine || engine.get(k));
+    if ('experiment' in this.what) {
+      const all = engine ? engine.runs(this.what.experiment).map((r) => r.key) : [];
+      // A fair comparison shows its replicates (the search trials are in the tree and the record).
+      const record = this.record();
+      const replicates = record ? replicateRuns(record) : undefined;
+      this.keys = replicates ? all.filter((k) => replicates.has(k.slice(k.indexOf('/') + 1))) : all;
+    } else this.keys = this.what.runs.filter((k) => !engine || engine.get(k));
+  }
+
+  /** The experiment's comparison.json when it is a fair comparison (undefined otherwise, or unreadable). */
+  private record(): ComparisonRecord | undefined {
+    const engine = this.host.engine();
+    if (!engine || !('experiment' in this.what)) return undefined;
+    const exp = engine.store.getExperiment(this.what.experiment);
+    if (exp?.protocol !== 'fair') return undefined;
+    const read = readComparisonRecord(exp.dir);
+    if (read.kind === 'damaged') this.host.log.warn(`${this.what.experiment}: ${read.reason}`);
+    return read.kind === 'ok' ? read.record : undefined;
+  }
+
+  /** The table of a fair comparison: one row per method (coloured as its first seed), the verdict on top. */
+  private fairTable(record: ComparisonRecord): SummaryTable {
+    const exp = (this.what as { experiment: string }).experiment;
+    const ended = this.keys.length;
+    const chose = record.methods.filter((m) => m.chosen_lr !== null).length;
+    const progress =
+      record.state === 'running'
+        ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${ended} replicate runs started of ${record.methods.length * record.protocol.seeds}`
+        : undefined;
+    return {
+      columns: fairColumns(record),
+      rows: record.methods.map((m) => runKey(exp, replicateRunId(m.id, record.protocol.replicate_seeds[0]!))),
+      note: fairNotes(record).join(' '),
+      verdict: { state: record.state, lines: record.verdict, ...(progress ? { progress } : {}) },
+    };
   }
 
   override sendSnapshot(): void {
@@ -364,6 +409,11 @@ export class ComparePanel extends Panel {
 
   protected override table(): SummaryTable | undefined {
     const engine = this.host.engine();
+    const record = this.record();
+    if (record) {
+      this.refreshKeys(); // replicates appear as the search ends
+      return this.fairTable(record);
+    }
     if (!engine || !this.keys.length) return undefined;
     let c: Comparison;
     if ('experiment' in this.what) {

@@ -5,7 +5,10 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import * as vscode from 'vscode';
 import { ConfigError } from '../core/config';
-import { DEMO_TASKS, type DemoTask, demoConfig } from '../core/demo';
+import { DEFAULT_BASELINE, DEFAULT_METHODS } from '../core/compare';
+import { DEMO_TASKS, type DemoComparison, type DemoTask, demoComparison } from '../core/demo';
+import { runFairComparison } from '../core/fairComparison';
+import { FAIR_DEFAULTS, planCost, planFair, type FairSettings } from '../core/protocol';
 import type { Engine } from '../core/engine';
 import { destinationState, ExportError, exportAdapter as copyAdapter, freeDestination } from '../core/exportAdapter';
 import type { RunInfo, RunKey } from '../core/runStore';
@@ -76,6 +79,8 @@ export function attachNotifications(s: RunServices, engine: Engine): void {
   engine.on('run-finished', (info) => {
     if (seen.has(info.key) || !isTerminal(info.state)) return;
     seen.add(info.key);
+    // A fair comparison's runs are told once, with its verdict (compare() above).
+    if (engine.store.getExperiment(info.experiment)?.protocol === 'fair') return;
     notifyFinished(s, info);
   });
   // A resumed run may finish again: forget it once it is back in the queue.
@@ -130,36 +135,81 @@ async function compareBaselines(s: RunServices, arg: Arg): Promise<void> {
     void vscode.window.showErrorMessage(`RiemannLoRA: ${(err as Error).message}`);
     return;
   }
+  const name = `${config.name ?? experimentIdOf(uri)} vs LoRA baselines`;
+  await compare(s, engine, { base: config, methods: DEFAULT_METHODS, baseline: DEFAULT_BASELINE, settings: fairSettings(), name });
+}
+
+/** The fair protocol's settings (riemannlora.comparison.trials / .seeds). */
+function fairSettings(): FairSettings {
+  const c = vscode.workspace.getConfiguration('riemannlora');
+  return { trials: c.get<number>('comparison.trials', FAIR_DEFAULTS.trials), seeds: c.get<number>('comparison.seeds', FAIR_DEFAULTS.seeds) };
+}
+
+/**
+ * Asks Fair or Quick, with what each costs, then starts the comparison and opens its tab. A fair
+ * comparison's runs do not notify one by one: one notification with the verdict when it ends.
+ */
+async function compare(s: RunServices, engine: Engine, c: DemoComparison): Promise<void> {
+  let plan;
+  try {
+    plan = planFair(c.base, c.methods, c.baseline, c.settings);
+  } catch (err) {
+    void vscode.window.showErrorMessage(`RiemannLoRA: cannot plan the comparison: ${(err as Error).message}`);
+    return;
+  }
+  const cost = planCost(plan);
+  const fair = {
+    label: 'Fair',
+    description: `${cost.runs} runs, ${Number(cost.fullRuns.toFixed(1))} full-run equivalents`,
+    detail: `${plan.settings.trials} learning rates searched per method with the same budget, then ${plan.replicateSeeds.length} matched seeds: intervals and a verdict (docs/comparisons.md)`,
+  };
+  const quick = { label: 'Quick', description: `${c.methods.length} runs`, detail: "One seed per method at the catalogue's default learning rate: no interval, no verdict" };
+  const pick = await vscode.window.showQuickPick([fair, quick], { title: `RiemannLoRA: ${c.name}`, placeHolder: 'Which comparison protocol?' });
+  if (!pick) return;
   if (!(await s.prepareLaunch())) return;
-  const { experiment } = engine.createComparison(config, { name: `${config.name ?? experimentIdOf(uri)} vs LoRA baselines` });
-  s.refresh();
-  s.panels.openComparison({ experiment: experiment.id });
+  if (pick === quick) {
+    const { experiment } = engine.createComparison(c.base, { methods: c.methods, baseline: c.baseline, name: `${c.name} (quick)` });
+    s.refresh();
+    s.panels.openComparison({ experiment: experiment.id });
+    return;
+  }
+  let opened = false;
+  const done = runFairComparison(engine, c.base, {
+    methods: c.methods,
+    baseline: c.baseline,
+    settings: c.settings,
+    name: c.name,
+    onRecord: (_record, experiment) => {
+      s.refresh();
+      if (opened) return;
+      opened = true;
+      s.panels.openComparison({ experiment: experiment.id });
+    },
+  });
+  void vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: `RiemannLoRA: ${c.name}` }, () => done.catch(() => undefined));
+  try {
+    const { experiment, record } = await done;
+    s.log.info(`fair comparison ${experiment.id} ${record.state}: ${record.verdict.join(' | ') || 'no verdict'}`);
+    const text = record.verdict[0] ?? `the comparison ended ${record.state} without a verdict (see its tab)`;
+    const more = record.verdict.length > 1 ? ` (+${record.verdict.length - 1} more in the tab)` : '';
+    const show = record.state === 'complete' ? vscode.window.showInformationMessage : vscode.window.showWarningMessage;
+    void show(`RiemannLoRA: ${c.name}: ${text}${more}`, 'Open Comparison').then((choice) => {
+      if (choice) s.panels.openComparison({ experiment: experiment.id });
+    });
+  } catch (err) {
+    void vscode.window.showErrorMessage(`RiemannLoRA: ${c.name} did not run: ${(err as Error).message}`);
+  }
 }
 
 async function runDemo(s: RunServices): Promise<void> {
   if (!requireTrust('Running the demo comparison')) return;
   const engine = needEngine(s);
   if (!engine) return;
-  if (!(await s.prepareLaunch())) return;
   const setting = vscode.workspace.getConfiguration('riemannlora').get<string>('demo.task', 'builtin-default');
   const task: DemoTask = (DEMO_TASKS as readonly string[]).includes(setting) ? (setting as DemoTask) : 'builtin-default';
-  const { experiment, runs } = engine.createComparison(demoConfig(task), {
-    name: `Demo comparison (${task}) ${new Date().toLocaleTimeString()}`,
-  });
-  s.log.info(`demo comparison ${experiment.id}: ${runs.map((r) => r.key).join(', ')}`);
-  s.refresh();
-  s.panels.openComparison({ experiment: experiment.id });
-  void vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: 'RiemannLoRA demo' }, async (progress) => {
-    let done = 0;
-    await Promise.all(
-      runs.map((r) =>
-        engine.wait(r.key).then(() => {
-          done += 1;
-          progress.report({ message: `${done}/${runs.length} runs done` });
-        }),
-      ),
-    );
-  });
+  // The same comparison as `npm run demo` (src/core/demo.ts), with the fair protocol's settings.
+  const demo = demoComparison(task);
+  await compare(s, engine, { ...demo, settings: fairSettings(), name: `Demo comparison (${task}) ${new Date().toLocaleTimeString()}` });
 }
 
 async function stopRun(s: RunServices, arg: Arg): Promise<void> {

@@ -95,6 +95,16 @@ export interface SummaryTable {
   /** Run key of each row. */
   rows: string[];
   note?: string;
+  /** A fair comparison (docs/comparisons.md): its state, one verdict sentence per method, and its protocol. */
+  verdict?: VerdictView;
+}
+
+export interface VerdictView {
+  /** comparison.json's state: running, complete, stopped, failed. */
+  state: string;
+  lines: string[];
+  /** How far it is, while it runs ("search: 2 of 4 methods chose a rate; 12 of 36 runs ended"). */
+  progress?: string;
 }
 
 export type PanelKind = 'run' | 'compare';

@@ -49,12 +49,15 @@ const controls = controlsBar(state);
 const canvas = h('canvas', { id: 'chart', role: 'img', 'aria-label': 'Overlaid curves of the selected runs' });
 const legend = h('ul', { class: 'legend', id: 'legend', 'aria-label': 'Runs' });
 const tableBox = h('div', { class: 'table-box', id: 'summary' });
+// A fair comparison's verdict (docs/comparisons.md) goes on top: it is what the comparison is for.
+const verdictBox = h('section', { class: 'verdict', id: 'verdict', 'aria-label': 'Verdict', hidden: true });
 root.append(
   h('header', { class: 'header' }, title, status),
   banner.element,
   h(
     'div',
     { id: 'content' },
+    verdictBox,
     h('div', { class: 'toolbar' }, h('label', { class: 'control' }, 'Metric ', metricSelect), controls.element, csvButton, pngButton),
     h('div', { class: 'chart-box chart-box-large' }, canvas),
     legend,
@@ -181,6 +184,19 @@ function renderTable(): void {
   replaceChildren(tableBox, h('table', { class: 'summary', id: 'summary-table' }, h('thead', {}, head), h('tbody', {}, ...body)), t.note ? h('p', { class: 'muted' }, t.note) : null);
 }
 
+function renderVerdict(): void {
+  const v = table?.verdict;
+  verdictBox.hidden = !v;
+  if (!v) return;
+  const head = v.state === 'running' ? 'Fair comparison running' : v.state === 'complete' ? 'Verdict' : `Verdict (comparison ${v.state})`;
+  replaceChildren(
+    verdictBox,
+    h('h2', {}, head),
+    v.progress ? h('p', { class: 'muted', id: 'verdict-progress' }, v.progress) : null,
+    v.lines.length ? h('ul', {}, ...v.lines.map((line) => h('li', {}, line))) : v.state === 'running' ? null : h('p', {}, 'No verdict: no completed seeds to compare.'),
+  );
+}
+
 function onMessage(m: ReceivedMessage): void {
   switch (m.type) {
     case 'snapshot':
@@ -215,6 +231,7 @@ function onMessage(m: ReceivedMessage): void {
   }
   if (m.type !== 'append') {
     renderLegend();
+    renderVerdict();
     renderTable();
   }
   setMetricOptions();

@@ -27,6 +27,10 @@ export interface ExperimentDoc {
    */
   baseline?: string;
   /**
+   * Compare experiments: quick (one run per method) or fair (a learning-rate search and matched seeds; the record is comparison.json, schema/comparison.schema.json). Absent: quick.
+   */
+  protocol?: 'quick' | 'fair';
+  /**
    * Runs in creation order.
    */
   runs: Id[];

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, configErrors, loadConfig, parseConfigText, withDefaults, type RunConfig } from '../../../src/core/config';
 import { siblingConfig } from '../../../src/core/compare';
-import { demoConfig, demoMethods, DEMO_TASKS } from '../../../src/core/demo';
+import { demoComparison, demoConfig, DEMO_TASKS } from '../../../src/core/demo';
 import { tempDir } from './helpers';
 
 const good: RunConfig = { task: { kind: 'synthetic-lowrank' }, adapter: { rank: 4 }, method: { init: 'loi', optimizer: 'riemannion' }, train: { steps: 10 } };
@@ -79,13 +79,14 @@ describe('config validation', () => {
       expect(configErrors(full)).toEqual([]);
       expect(quick.train.steps).toBeLessThan(full.train.steps);
       expect(full.train.threads).toBe(1);
-      const methods = demoMethods(task);
-      expect(methods.map((m) => m.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW', 'PiSSA', 'ScaledAdamW']);
-      for (const m of methods) expect(configErrors(siblingConfig(full, m))).toEqual([]);
+      const demo = demoComparison(task);
+      expect(demo.methods.map((m) => m.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW', 'PiSSA', 'ScaledAdamW']);
+      for (const m of demo.methods) expect(configErrors(siblingConfig(full, m))).toEqual([]);
+      // No hand-picked rate: every method's rate comes from the fair protocol's search.
+      expect(demo.methods.every((m) => m.lr === undefined)).toBe(true);
+      expect(demo.settings).toEqual({ trials: 4, seeds: 3 });
+      expect(demoComparison(task, { quick: true }).settings).toEqual({ trials: 2, seeds: 2 });
     }
-    // the built-in default's methods each carry their calibrated rate; the synthetic smoke run uses the defaults
-    expect(demoMethods('builtin-default').every((m) => typeof m.lr === 'number' && m.lr > 0)).toBe(true);
-    expect(demoMethods('synthetic-lowrank').every((m) => m.lr === undefined)).toBe(true);
   });
 });
 

@@ -17,7 +17,7 @@ import {
   studentTQuantile,
   tInterval,
   type Interval,
-} from '../../src/core/stats';
+} from '../../../src/core/stats';
 
 /** |actual − expected| ≤ tol · |expected|. */
 function expectRelative(actual: number, expected: number, tol: number): void {
