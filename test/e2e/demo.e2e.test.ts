@@ -54,6 +54,8 @@ test('from the VSIX: the examples show in the tree; Run Demo Comparison: runs co
     expect(palette.some((p) => p.includes(`RiemannLoRA: ${title}`)), title).toBe(true);
   }
   await s.runCommand('RiemannLoRA: Run Demo Comparison');
+  // The demo asks for the protocol (the fair one is test/e2e/fair.e2e.test.ts): the quick one here.
+  await s.pick('Quick');
 
   // The comparison tab opens at once and fills as the runs go.
   const web = s.webview();

@@ -282,6 +282,13 @@ export class Session {
     }
   }
 
+  /** Picks the item labelled `label` in the open quick pick (e.g. a command's "Fair" / "Quick" choice). */
+  async pick(label: string, timeoutMs = 20_000): Promise<void> {
+    const row = this.page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ has: this.page.locator('.label-name', { hasText: new RegExp(`^${label}$`) }) }).first();
+    await row.waitFor({ timeout: timeoutMs });
+    await row.click();
+  }
+
   /** The items of the palette list for a query (the palette is left open). */
   async paletteItems(query: string): Promise<string[]> {
     await this.page.keyboard.press('Escape');
