@@ -225,15 +225,22 @@ async function runFair(
     return keys;
   });
   let stage = '';
+  let estimated = false;
   const { experiment, record, runs } = await runFairComparison(c.engine, base, {
     ...opts,
+    concurrency: c.engine.maxConcurrent,
     signal: abort.signal,
     onRecord: (r) => {
+      const left = r.estimate.remaining_s;
+      const eta = left !== null && r.state === 'running' ? ` (about ${formatDuration(left)} left, estimated from ${r.estimate.ended_runs} ended run${r.estimate.ended_runs === 1 ? '' : 's'})` : '';
       const chosen = r.methods.filter((m) => m.chosen_lr !== null).map((m) => `${m.label} ${m.chosen_lr}`);
       const line = chosen.length ? `learning rates chosen: ${chosen.join(', ')}` : '';
       if (line && line !== stage) {
         stage = line;
-        c.board.note(line);
+        c.board.note(`${line}${eta}`);
+      } else if (!estimated && eta) {
+        estimated = true;
+        c.board.note(`first run ended${eta}`);
       }
     },
   });
@@ -266,6 +273,8 @@ async function runFair(
   if (signals.interrupted() || record.state === 'stopped') return 130;
   return record.state === 'complete' ? 0 : 1;
 }
+
+const formatDuration = (s: number): string => (s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 function describeConfig(config: RunConfig): Record<string, string> {
   return {

@@ -176,6 +176,11 @@ export class Engine extends EventEmitter<EngineEvents> {
    * and read-only mode: leaving it writes the verdicts it held back (for runs whose status.json has not
    * changed since).
    */
+  /** Workers at once. */
+  get maxConcurrent(): number {
+    return this.queue.maxConcurrent;
+  }
+
   configure(change: Partial<Omit<EngineOptions, 'root'>>): void {
     const wasReadOnly = !!this.opts.readOnly;
     this.opts = { ...this.opts, ...change };

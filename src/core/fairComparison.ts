@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { MethodPreset } from './compare';
 import type { RunConfig } from './config';
 import type { Engine } from './engine';
-import { planCost, planFair, replicateConfig, replicateRunId, searchCost, trialConfig, trialRunId, type FairPlan, type FairSettings, type PlannedMethod } from './protocol';
+import { planCost, planFair, remainingSeconds, replicateConfig, replicateRunId, searchCost, trialConfig, trialRunId, type FairPlan, type FairSettings, type PlannedMethod } from './protocol';
 import { runKey, writeJsonAtomic, type ExperimentInfo, type RunInfo } from './runStore';
 import { formatErrors, validate } from './schemas';
 import {
@@ -66,6 +66,8 @@ export interface ComparisonRecord {
   target: number | null;
   methods: ComparisonMethodRecord[];
   verdict: string[];
+  /** While it runs: the seconds left, estimated from the runs that ended (protocol.ts remainingSeconds). */
+  estimate: { remaining_s: number | null; ended_runs: number };
   created_at: number;
   updated_at: number;
 }
@@ -78,6 +80,8 @@ export interface FairOptions {
   experiment?: string;
   /** Stop creating runs (the runs already started are stopped by whoever aborted). */
   signal?: AbortSignal;
+  /** Workers at once (the engine's maxConcurrent), for the time estimate. */
+  concurrency?: number;
   /** Called with the record each time it is written. */
   onRecord?: (record: ComparisonRecord, experiment: ExperimentInfo) => void;
 }
@@ -163,6 +167,7 @@ export function initialRecord(plan: FairPlan): ComparisonRecord {
       summary: null,
     })),
     verdict: [],
+    estimate: { remaining_s: null, ended_runs: 0 },
     created_at: t,
     updated_at: t,
   };
@@ -192,11 +197,18 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
 
   let metric: Metric | null = null;
   const aborted = () => opts.signal?.aborted ?? false;
+  const ended: { steps: number; seconds: number }[] = [];
   const launch = async (config: RunConfig, run: string, label: string): Promise<RunInfo | null> => {
     if (aborted()) return null;
     const info = engine.createRun(config, { experiment: exp.id, run, label });
     created.push(info);
-    return engine.wait(info.key);
+    const done = await engine.wait(info.key);
+    if (done.state === 'completed' && done.started_at !== null && done.ended_at !== null) {
+      ended.push({ steps: config.train.steps, seconds: done.ended_at - done.started_at });
+      record.estimate = { remaining_s: remainingSeconds(plan, ended, opts.concurrency ?? 1), ended_runs: ended.length };
+      write();
+    }
+    return done;
   };
   const metricOf = (keys: string[]): Metric | null => metric ?? (metric = primaryMetric(keys.map((k) => engine.series(k).series)));
 
@@ -234,6 +246,7 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
 
   await Promise.all(plan.methods.map((m, i) => chain(m, record.methods[i]!)));
   finish(engine, exp, plan, record, aborted());
+  record.estimate = { remaining_s: 0, ended_runs: ended.length };
   write();
   return { experiment: engine.store.getExperiment(exp.id) ?? exp, record, runs: created.map((r) => engine.get(r.key) ?? r) };
 }

@@ -141,3 +141,41 @@ export function planCost(plan: FairPlan): { runs: number; fullRuns: number; step
   const n = plan.methods.length;
   return { runs: n * perMethodRuns, fullRuns: (n * perMethodSteps) / plan.steps, steps: n * perMethodSteps };
 }
+
+/** The lengths (steps) of every run a plan makes, all methods. */
+export function plannedRunSteps(plan: FairPlan): number[] {
+  const perMethod = [...plan.rungs.flatMap((r) => Array<number>(r.trials).fill(r.steps)), ...plan.replicateSeeds.map(() => plan.steps)];
+  return plan.methods.flatMap(() => perMethod);
+}
+
+/**
+ * Wall seconds of a run as start-up + per-step cost, a + b·steps, fitted by least squares on the runs that
+ * ended (one length only: the start-up is not separable and a = 0). null before any run ended.
+ */
+export function fitRunSeconds(samples: readonly { steps: number; seconds: number }[]): { a: number; b: number } | null {
+  if (!samples.length) return null;
+  const n = samples.length;
+  const mx = samples.reduce((s, p) => s + p.steps, 0) / n;
+  const my = samples.reduce((s, p) => s + p.seconds, 0) / n;
+  const sxx = samples.reduce((s, p) => s + (p.steps - mx) ** 2, 0);
+  if (sxx === 0) return { a: 0, b: my / Math.max(mx, 1) };
+  const b = samples.reduce((s, p) => s + (p.steps - mx) * (p.seconds - my), 0) / sxx;
+  const a = my - b * mx;
+  // A negative start-up (noise with few samples) would make short runs look free.
+  return a >= 0 && b >= 0 ? { a, b } : { a: 0, b: my / Math.max(mx, 1) };
+}
+
+/**
+ * Seconds left: the runs not yet ended (by length, from the plan) at the fitted cost, `concurrency` at a
+ * time. Rough by nature (the rungs wait on each other); refined each time a run ends.
+ */
+export function remainingSeconds(plan: FairPlan, ended: readonly { steps: number; seconds: number }[], concurrency: number): number | null {
+  const fit = fitRunSeconds(ended);
+  if (!fit) return null;
+  const left = [...plannedRunSteps(plan)];
+  for (const e of ended) {
+    const i = left.indexOf(e.steps);
+    if (i >= 0) left.splice(i, 1);
+  }
+  return left.reduce((s, steps) => s + fit.a + fit.b * steps, 0) / Math.max(1, concurrency);
+}

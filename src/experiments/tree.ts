@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import * as vscode from 'vscode';
 import { parseConfigText, type RunConfig } from '../core/config';
 import type { Engine } from '../core/engine';
+import { readComparisonRecord, replicateRuns } from '../core/fairComparison';
 import type { ExperimentInfo, RunInfo } from '../core/runStore';
 import { configSummary } from '../panels/panelData';
 
@@ -36,7 +37,15 @@ export interface RunNode {
   info: RunInfo;
 }
 
-export type Node = ExperimentNode | RunNode;
+/** A fair comparison's runs by role (docs/comparisons.md): its search trials (collapsed) and its replicates. */
+export interface GroupNode {
+  kind: 'group';
+  experiment: string;
+  role: 'search' | 'replicates';
+  runs: RunInfo[];
+}
+
+export type Node = ExperimentNode | RunNode | GroupNode;
 
 const STATE_ICON: Record<RunInfo['state'], [string, string | undefined]> = {
   queued: ['clock', undefined],
@@ -112,17 +121,55 @@ export class ExperimentsTree implements vscode.TreeDataProvider<Node>, vscode.Di
   getChildren(node?: Node): Node[] {
     const engine = this.engine();
     if (!node) return this.experiments();
-    if (node.kind === 'experiment' && engine && node.store) return engine.runs(node.id).map((info) => ({ kind: 'run', info }));
+    if (node.kind === 'group') return node.runs.map((info) => ({ kind: 'run', info }));
+    if (node.kind === 'experiment' && engine && node.store) {
+      const runs = engine.runs(node.id);
+      const groups = this.groups(node.store, runs);
+      return groups ?? runs.map((info) => ({ kind: 'run', info }));
+    }
     return [];
   }
 
+  /** A fair comparison's runs as two groups, search and replicates (undefined for any other experiment). */
+  private groups(exp: ExperimentInfo, runs: RunInfo[]): GroupNode[] | undefined {
+    if (exp.protocol !== 'fair') return undefined;
+    const read = readComparisonRecord(exp.dir);
+    if (read.kind !== 'ok') return undefined;
+    const replicates = replicateRuns(read.record);
+    const out: GroupNode[] = [{ kind: 'group', experiment: exp.id, role: 'search', runs: runs.filter((r) => !replicates.has(r.run)) }];
+    const reps = runs.filter((r) => replicates.has(r.run));
+    if (reps.length) out.push({ kind: 'group', experiment: exp.id, role: 'replicates', runs: reps });
+    return out;
+  }
+
   getParent(node: Node): Node | undefined {
-    if (node.kind === 'run') return this.experiments().find((e) => e.id === node.info.experiment);
+    if (node.kind === 'group') return this.experiments().find((e) => e.id === node.experiment);
+    if (node.kind === 'run') {
+      const exp = this.experiments().find((e) => e.id === node.info.experiment);
+      const groups = exp?.store ? this.groups(exp.store, this.engine()?.runs(exp.id) ?? []) : undefined;
+      return groups?.find((g) => g.runs.some((r) => r.key === node.info.key)) ?? exp;
+    }
     return undefined;
   }
 
   getTreeItem(node: Node): vscode.TreeItem {
+    if (node.kind === 'group') return this.groupItem(node);
     return node.kind === 'experiment' ? this.experimentItem(node) : this.runItem(node.info);
+  }
+
+  private groupItem(g: GroupNode): vscode.TreeItem {
+    const search = g.role === 'search';
+    const item = new vscode.TreeItem(search ? 'Learning-rate search' : 'Replicates', search ? vscode.TreeItemCollapsibleState.Collapsed : vscode.TreeItemCollapsibleState.Expanded);
+    item.id = `group:${g.experiment}:${g.role}`;
+    item.contextValue = `group-${g.role}`;
+    const running = g.runs.filter((r) => r.state === 'running').length;
+    const done = g.runs.filter((r) => r.state !== 'running' && r.state !== 'queued').length;
+    item.description = `${g.runs.length} run${g.runs.length === 1 ? '' : 's'} · ${done} ended${running ? `, ${running} running` : ''}`;
+    item.iconPath = new vscode.ThemeIcon(search ? 'search' : 'layers');
+    item.tooltip = search
+      ? 'Each method\'s learning-rate trials (successive halving on the validation half): docs/comparisons.md'
+      : 'The chosen rate of each method at the full budget, one run per matched seed (reported on the test half)';
+    return item;
   }
 
   private experimentItem(e: ExperimentNode): vscode.TreeItem {

@@ -371,7 +371,8 @@ export class ComparePanel extends Panel {
     const chose = record.methods.filter((m) => m.chosen_lr !== null).length;
     const progress =
       record.state === 'running'
-        ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${ended} replicate runs started of ${record.methods.length * record.protocol.seeds}`
+        ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${ended} replicate runs started of ${record.methods.length * record.protocol.seeds}` +
+          (record.estimate.remaining_s !== null ? `; about ${Math.max(1, Math.round(record.estimate.remaining_s / 60))} min left (estimated from ${record.estimate.ended_runs} ended runs)` : '')
         : undefined;
     return {
       columns: fairColumns(record),

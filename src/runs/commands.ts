@@ -179,6 +179,7 @@ async function compare(s: RunServices, engine: Engine, c: DemoComparison): Promi
     baseline: c.baseline,
     settings: c.settings,
     name: c.name,
+    concurrency: engine.maxConcurrent,
     onRecord: (_record, experiment) => {
       s.refresh();
       if (opened) return;

@@ -49,12 +49,19 @@ test('Compare with LoRA Baselines → Fair: the verdict in the tab, one notifica
   const lines = await web.locator('#verdict li').allInnerTexts();
   expect(lines).toHaveLength(METHODS.length - 1);
   for (const line of lines) expect(line).toMatch(/vs LoRA-AdamW: final test loss [+−][\d.e−+]+ \(95% CI .+, 2 seeds\)/);
-  const rows = await web.locator('#summary-table tbody tr').allInnerTexts();
-  expect(rows).toHaveLength(METHODS.length);
-  for (const m of METHODS) expect(rows.some((r) => r.includes(m)), `table has ${m}`).toBe(true);
+  const table = await web.locator('#summary-table tbody tr').allInnerTexts();
+  expect(table).toHaveLength(METHODS.length);
+  for (const m of METHODS) expect(table.some((r) => r.includes(m)), `table has ${m}`).toBe(true);
   // The legend shows the replicates only: 4 methods × 2 seeds.
   expect(await web.locator('#legend .legend-item').count()).toBe(8);
   await s.shot('fair-03-verdict');
+
+  // The tree groups the runs: the search collapsed, the replicates open.
+  const rows = s.experimentRows();
+  await rows.filter({ hasText: 'Learning-rate search' }).filter({ hasText: '8 runs · 8 ended' }).first().waitFor({ timeout: 30_000 });
+  await rows.filter({ hasText: 'Replicates' }).filter({ hasText: '8 runs · 8 ended' }).first().waitFor({ timeout: 30_000 });
+  await rows.filter({ hasText: 'RiemannLoRA · seed 1' }).first().waitFor({ timeout: 30_000 });
+  expect(await rows.filter({ hasText: /· search \d/ }).count()).toBe(0);
 
   // One notification with the verdict; none per run.
   await s.notifications().filter({ hasText: /fair e2e vs LoRA baselines: RiemannLoRA vs LoRA-AdamW/ }).first().waitFor({ timeout: 30_000 });

@@ -109,6 +109,11 @@ function setMetricOptions(): void {
 }
 
 function color(key: string): string {
+  // A fair comparison draws a method's seeds in one colour (its legend and table row share it).
+  if (table?.verdict) {
+    const methods = [...new Set(runs.map((r) => r.method))];
+    return runColor(Math.max(0, methods.indexOf(runs.find((r) => r.key === key)?.method ?? '')));
+  }
   return runColor(runs.findIndex((r) => r.key === key));
 }
 

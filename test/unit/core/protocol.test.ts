@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_METHODS } from '../../../src/core/compare';
 import { demoConfig } from '../../../src/core/demo';
 import { lrSearchRange } from '../../../src/core/catalogue';
-import { halvingRungs, lrGrid, planCost, planFair, replicateConfig, SEARCH_SEED_OFFSET, searchCost, trialConfig } from '../../../src/core/protocol';
+import { fitRunSeconds, halvingRungs, lrGrid, planCost, planFair, plannedRunSteps, remainingSeconds, replicateConfig, SEARCH_SEED_OFFSET, searchCost, trialConfig } from '../../../src/core/protocol';
 import type { WorkerEvent } from '../../../src/core/events';
 import { RunSeries } from '../../../src/core/series';
 import { evalTarget, rankTrials, summarizeMethod, verdictSentence, type ReplicateResult, type TrialResult } from '../../../src/core/verdict';
@@ -146,5 +146,31 @@ describe('numbers and words', () => {
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 3, protocol: '' });
     expect(words).toMatch(/\+10\.3 \(95% CI \+\d+\.\d to \+\d+\.\d, 3 seeds\): significantly better/);
     expect(words).toMatch(/2× as fast in steps .*significantly sooner/);
+  });
+});
+
+describe('the time estimate', () => {
+  it('fits start-up + per-step seconds and prices the runs left, refined as runs end', () => {
+    expect(fitRunSeconds([])).toBeNull();
+    const fit = fitRunSeconds([
+      { steps: 50, seconds: 5 + 50 * 0.1 },
+      { steps: 100, seconds: 5 + 100 * 0.1 },
+      { steps: 200, seconds: 5 + 200 * 0.1 },
+    ])!;
+    expect(fit.a).toBeCloseTo(5, 12);
+    expect(fit.b).toBeCloseTo(0.1, 12);
+    // One length: no start-up can be separated; the per-step cost carries it.
+    expect(fitRunSeconds([{ steps: 50, seconds: 10 }])).toEqual({ a: 0, b: 0.2 });
+    const plan = planFair(base, DEFAULT_METHODS, 'lora-adamw', { trials: 4, seeds: 3 });
+    expect(plannedRunSteps(plan)).toHaveLength(planCost(plan).runs);
+    const S = plan.steps;
+    const cost = (steps: number) => 5 + 0.1 * steps;
+    const ended = [
+      { steps: S / 4, seconds: cost(S / 4) },
+      { steps: S / 2, seconds: cost(S / 2) },
+    ];
+    const all = plannedRunSteps(plan).reduce((s, n) => s + cost(n), 0);
+    expect(remainingSeconds(plan, ended, 2)).toBeCloseTo((all - cost(S / 4) - cost(S / 2)) / 2, 9);
+    expect(remainingSeconds(plan, [], 2)).toBeNull();
   });
 });
