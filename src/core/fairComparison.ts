@@ -14,8 +14,10 @@ import { planCost, planFair, remainingSeconds, replicateConfig, replicateRunId, 
 import { runKey, writeJsonAtomic, type ExperimentInfo, type RunInfo } from './runStore';
 import { formatErrors, validate } from './schemas';
 import {
+  improvesOn,
   primaryMetric,
   rankTrials,
+  startOf,
   replicateResult,
   summarizeMethod,
   targetOf,
@@ -276,6 +278,14 @@ function finish(engine: Engine, exp: ExperimentInfo, plan: FairPlan, record: Com
   // Only completed replicates count: a failed or stopped run's last evaluation is not a final one.
   const completed = (rs: ReplicateResult[]) => rs.filter((r) => r.state === 'completed');
   record.target = base ? targetOf(completed(base.replicates)) : null;
+  let noTarget: string | undefined;
+  if (base && record.target !== null) {
+    const start = startOf(completed(base.replicates).map((r) => seriesOf.get(runKey(exp.id, r.run))!.series), metric);
+    if (!improvesOn(record.target, start, metric)) {
+      noTarget = `no speed-up: ${base.label}'s mean final ${metric.name} (${Number(record.target.toPrecision(4))}) is no better than at step 0, so there is no target to reach`;
+      record.target = null;
+    }
+  }
   for (const m of record.methods) {
     m.replicates = m.replicates.map((r) => withTarget(r, seriesOf.get(runKey(exp.id, r.run))!.series, metric, record.target));
   }
@@ -285,7 +295,7 @@ function finish(engine: Engine, exp: ExperimentInfo, plan: FairPlan, record: Com
   record.verdict = base?.summary
     ? record.methods
         .filter((m) => m.id !== plan.baseline && m.summary)
-        .map((m) => verdictSentence({ label: m.label, baselineLabel: base.label, metric, summary: m.summary!, baselineSummary: base.summary!, seeds: plan.replicateSeeds.length, protocol: words }))
+        .map((m) => verdictSentence({ label: m.label, baselineLabel: base.label, metric, summary: m.summary!, baselineSummary: base.summary!, seeds: plan.replicateSeeds.length, protocol: words, noTarget }))
     : [];
   const all = record.methods.flatMap((m) => m.replicates);
   const expected = record.methods.length * plan.replicateSeeds.length;

@@ -3,8 +3,8 @@
 // Per method: every search trial's selection numbers, the chosen learning rate, and per replicate (seed)
 // the final test-half metric, the final eval loss, the final smoothed train loss (compare.ts), and the
 // steps and wall seconds to the target. The target is the baseline's mean final test metric; a replicate
-// reaches it at its first evaluation that is at least as good (so steps-to-target has the resolution of
-// train.eval_interval). A replicate that never reaches it is censored: counted as "not reached", never
+// reaches it at its first evaluation after step 0 that is at least as good (so steps-to-target has the
+// resolution of train.eval_interval); a target no better than the baseline's start is no target at all. A replicate that never reaches it is censored: counted as "not reached", never
 // dropped and never given a made-up number.
 // Intervals (stats.ts): 95% Student t over seeds; differences to the baseline are paired by seed, and the
 // speed-up (the baseline's steps to target over the method's) is a paired ratio on the log scale, over
@@ -94,6 +94,7 @@ const reaches = (v: number, target: number, higher: boolean): boolean => (higher
 /** First evaluation at least as good as `target`: its step and the run's wall seconds by then. */
 export function evalTarget(series: RunSeries, metric: Metric, target: number): { step: number; seconds: number | null } | null {
   for (const e of series.eval) {
+    if (e.step === 0) continue; // the start: a run reaches the target by training
     const v = e.metrics[metric.name];
     if (finite(v) && reaches(v, target, metric.higher)) return { step: e.step, seconds: series.wallSecondsAt(e.time) };
   }
@@ -124,6 +125,15 @@ export function targetOf(baseline: readonly ReplicateResult[]): number | null {
   const vals = baseline.map((r) => r.final_metric).filter(finite);
   return vals.length ? vals.reduce((s, v) => s + v, 0) / vals.length : null;
 }
+
+/** The mean of the runs' first evaluation (step 0: the start every run is measured from). */
+export function startOf(series: readonly RunSeries[], metric: Metric): number | null {
+  const vals = series.map((s) => s.eval[0]).filter((e) => e && e.step === 0).map((e) => e!.metrics[metric.name]).filter(finite);
+  return vals.length ? vals.reduce((s, v) => s + v, 0) / vals.length : null;
+}
+
+/** A target no better than where the baseline started is reached by doing nothing: it measures no speed. */
+export const improvesOn = (target: number, start: number | null, metric: Metric): boolean => start === null || (metric.higher ? target > start : target < start);
 
 function pairs(a: readonly ReplicateResult[], b: readonly ReplicateResult[], pick: (r: ReplicateResult) => number | null): [number[], number[]] {
   const bySeed = new Map(b.map((r) => [r.seed, r]));
@@ -197,6 +207,8 @@ export interface VerdictInput {
   baselineSummary: MethodSummary;
   seeds: number;
   protocol: string;
+  /** Why there is no target (then no speed-up is stated), e.g. the baseline did not improve on its start. */
+  noTarget?: string;
 }
 
 /**
@@ -208,7 +220,10 @@ export function verdictSentence(v: VerdictInput): string {
   const vs = v.summary.vs_baseline;
   const parts: string[] = [];
   const d = vs?.final_metric_diff ?? null;
-  if (d) {
+  if (d && d.sd === 0) {
+    // Every seed differs by the same amount (a saturated or coarse metric): an interval of width 0 is not evidence.
+    parts.push(`final test ${metricWords(v.metric)} ${formatDiff(v.metric, d.mean)} in each of ${d.n} seeds (no spread across seeds: no interval, no significance claimed)`);
+  } else if (d) {
     const better = v.metric.higher ? d.mean > 0 : d.mean < 0;
     const s = excludes(d, 0);
     parts.push(
@@ -221,7 +236,11 @@ export function verdictSentence(v: VerdictInput): string {
   const st = v.summary.steps_to_target;
   const bst = v.baselineSummary.steps_to_target;
   const target = `${v.baselineLabel}'s mean final ${v.metric.name}`;
-  if (vs?.speedup) {
+  if (v.noTarget) {
+    parts.push(v.noTarget);
+  } else if (vs?.speedup && vs.speedup.sd === 0) {
+    parts.push(`reaches ${target} ${sig(vs.speedup.mean, 2)}× as fast in steps in each of the ${vs.speedup.n} seeds where both reached it (no spread: no interval, no significance claimed)`);
+  } else if (vs?.speedup) {
     const r = vs.speedup;
     const s = excludes(r, 1);
     parts.push(

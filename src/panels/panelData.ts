@@ -2,10 +2,11 @@
 // series chunks, with per-(run, metric) offsets so deltas continue snapshots exactly. No `vscode` import:
 // tested on its own (test/webview/panelData.test.ts).
 import type { RunConfig } from '../core/config';
+import type { ComparisonRecord } from '../core/fairComparison';
 import type { RunInfo } from '../core/runStore';
 import type { EvalPoint, TrainPoint } from '../core/series';
 import type { WorkerEvent } from '../core/events';
-import { chunk, type MetricKey, type RunView, type SeriesChunk } from '../shared/messages';
+import { chunk, type MetricKey, type RunView, type SensitivityView, type SeriesChunk } from '../shared/messages';
 
 type Cols = { step: number[]; time: number[]; value: number[] };
 const TRAIN_FIELDS: [MetricKey, (p: TrainPoint) => number | null | undefined][] = [
@@ -133,5 +134,30 @@ export function runView(info: RunInfo, config: RunConfig | undefined, extra: { e
     peakMemory: info.summary?.peak_memory_bytes ?? null,
     error: failed || info.damaged ? error : undefined,
     logTail: failed ? extra.logTail : undefined,
+  };
+}
+
+/**
+ * A fair comparison's learning-rate sensitivity for the tab (VerdictView.sensitivity), from its record: per
+ * method every searched rate once, with the final validation value of its trial at the longest rung that
+ * rate reached (the rates successive halving kept ran longer), sorted by rate; the chosen rate; the
+ * method as "optimizer+init" like RunView.method. The same points as the report's chart (report.ts).
+ */
+export function sensitivityView(record: Pick<ComparisonRecord, 'metric' | 'methods'>): SensitivityView {
+  return {
+    metric: record.metric?.name ?? 'selection metric',
+    methods: record.methods.map((m) => {
+      const longest = new Map<number, ComparisonRecord['methods'][number]['trials'][number]>();
+      for (const t of m.trials) {
+        const seen = longest.get(t.lr);
+        if (!seen || t.rung >= seen.rung) longest.set(t.lr, t);
+      }
+      return {
+        method: `${m.optimizer}+${m.init}`,
+        label: m.label,
+        chosen: m.chosen_lr,
+        points: [...longest.values()].sort((a, b) => a.lr - b.lr).map((t) => ({ lr: t.lr, value: typeof t.metric === 'number' && Number.isFinite(t.metric) ? t.metric : null, rung: t.rung })),
+      };
+    }),
   };
 }

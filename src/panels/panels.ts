@@ -30,7 +30,7 @@ import {
   type WebviewMessage,
 } from '../shared/messages';
 import { localResourceRoots, webviewHtml } from './html';
-import { runView, SentSeries, toColumns } from './panelData';
+import { runView, SentSeries, sensitivityView, toColumns } from './panelData';
 
 export const RUN_VIEW_TYPE = 'riemannlora.run';
 export const COMPARE_VIEW_TYPE = 'riemannlora.compare';
@@ -364,7 +364,7 @@ export class ComparePanel extends Panel {
     return read.kind === 'ok' ? read.record : undefined;
   }
 
-  /** The table of a fair comparison: one row per method (coloured as its first seed), the verdict on top. */
+  /** The table of a fair comparison: one row per method (coloured as its first seed), the verdict on top, the learning-rate search for the sensitivity chart. */
   private fairTable(record: ComparisonRecord): SummaryTable {
     const exp = (this.what as { experiment: string }).experiment;
     const ended = this.keys.length;
@@ -378,7 +378,7 @@ export class ComparePanel extends Panel {
       columns: fairColumns(record),
       rows: record.methods.map((m) => runKey(exp, replicateRunId(m.id, record.protocol.replicate_seeds[0]!))),
       note: fairNotes(record).join(' '),
-      verdict: { state: record.state, lines: record.verdict, ...(progress ? { progress } : {}) },
+      verdict: { state: record.state, lines: record.verdict, ...(progress ? { progress } : {}), sensitivity: sensitivityView(record) },
     };
   }
 

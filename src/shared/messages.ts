@@ -105,6 +105,35 @@ export interface VerdictView {
   lines: string[];
   /** How far it is, while it runs ("search: 2 of 4 methods chose a rate; 12 of 36 runs ended"). */
   progress?: string;
+  /** The learning-rate search per method, for the tab's sensitivity chart (src/panels/panelData.ts sensitivityView). */
+  sensitivity?: SensitivityView;
+}
+
+/**
+ * A fair comparison's learning-rate sensitivity: per method each searched rate with the final validation
+ * value of its trial at the longest rung that rate reached (successive halving runs the survivors longer).
+ */
+export interface SensitivityView {
+  /** The selection metric's name ("loss" = eval loss, "exact_match", …). */
+  metric: string;
+  methods: SensitivityMethod[];
+}
+
+export interface SensitivityMethod {
+  /** "optimizer+init", as RunView.method: the tab colours a method's rates like its seeds. */
+  method: string;
+  label: string;
+  /** The chosen rate (null while the search runs). */
+  chosen: number | null;
+  /** One point per searched rate, by rate; `value` null: the trial failed, diverged or had no finite evaluation. */
+  points: SensitivityPoint[];
+}
+
+export interface SensitivityPoint {
+  lr: number;
+  value: number | null;
+  /** The search rung of this trial (0 = the shortest). */
+  rung: number;
 }
 
 export type PanelKind = 'run' | 'compare';

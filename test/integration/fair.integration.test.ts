@@ -116,7 +116,7 @@ it('runs the search and the matched replicates, and writes a comparison.json the
       expect(r.final_metric).toBe(s.eval.at(-1)!.metrics.loss);
       const sm = smooth(s.train, smoothingWindow(s.train.length));
       expect(r.final_loss_smoothed).toBeCloseTo(sm.at(-1)!.loss, 12);
-      const hit = s.eval.find((e) => (e.metrics.loss as number) <= record.target!);
+      const hit = s.eval.find((e) => e.step > 0 && (e.metrics.loss as number) <= record.target!);
       expect(r.steps_to_target).toBe(hit ? hit.step : null);
     }
   }

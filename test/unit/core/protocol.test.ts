@@ -6,7 +6,7 @@ import { lrSearchRange } from '../../../src/core/catalogue';
 import { fitRunSeconds, halvingRungs, lrGrid, planCost, planFair, plannedRunSteps, remainingSeconds, replicateConfig, SEARCH_SEED_OFFSET, searchCost, trialConfig } from '../../../src/core/protocol';
 import type { WorkerEvent } from '../../../src/core/events';
 import { RunSeries } from '../../../src/core/series';
-import { evalTarget, rankTrials, summarizeMethod, verdictSentence, type ReplicateResult, type TrialResult } from '../../../src/core/verdict';
+import { evalTarget, improvesOn, rankTrials, summarizeMethod, verdictSentence, type ReplicateResult, type TrialResult } from '../../../src/core/verdict';
 
 const base = demoConfig('synthetic-lowrank');
 
@@ -174,3 +174,27 @@ describe('the time estimate', () => {
     expect(remainingSeconds(plan, [], 2)).toBeNull();
   });
 });
+
+describe('degenerate cases say so', () => {
+  it('no spread across seeds: no interval and no significance claimed', () => {
+    const baseline = [rep(0, 0.5, 100), rep(1, 0.5, 100)];
+    const same = [rep(0, 0.5, 50), rep(1, 0.5, 50)];
+    const s = summarizeMethod(same, baseline);
+    const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 2, protocol: '' });
+    expect(words).toMatch(/\+0\.0 in each of 2 seeds \(no spread across seeds: no interval, no significance claimed\)/);
+    expect(words).toMatch(/2× as fast in steps in each of the 2 seeds where both reached it \(no spread: no interval, no significance claimed\)/);
+    expect(words).not.toMatch(/significantly/);
+  });
+
+  it('a target no better than the start is no target, and step 0 never reaches one', () => {
+    const acc = { name: 'exact_match', higher: true };
+    const flat = evalSeries([0, 0, 0]);
+    expect(evalTarget(flat, acc, 0)).toEqual({ step: 10, seconds: 10 }); // the first evaluation after step 0
+    expect(improvesOn(0, 0, acc)).toBe(false);
+    expect(improvesOn(0.2, 0, acc)).toBe(true);
+    expect(improvesOn(0.3, 0.5, { name: 'loss', higher: false })).toBe(true);
+    const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: acc, summary: summarizeMethod([rep(0, 0, null), rep(1, 0, null)], [rep(0, 0, null), rep(1, 0, null)]), baselineSummary: summarizeMethod([rep(0, 0, null)], null), seeds: 2, protocol: '', noTarget: 'no speed-up: nothing to reach' });
+    expect(words).toContain('no speed-up: nothing to reach');
+  });
+});
+
