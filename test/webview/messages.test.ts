@@ -1,5 +1,6 @@
 // @vitest-environment jsdom
 import { describe, expect, test } from 'vitest';
+import { rng } from '../unit/core/helpers';
 import {
   chunk,
   csvText,
@@ -68,22 +69,11 @@ describe('series chunks', () => {
   });
 });
 
-/** A seeded PRNG (mulberry32): the same chunk sets on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const METRICS: MetricKey[] = ['loss', 'eval_loss', 'lr', 'grad_norm', 'tokens_per_s', 'memory_bytes', 'eval:accuracy', 'eval:exact_match'];
 
 function randomChunks(seed: number, count: number): SeriesChunk[] {
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   return Array.from({ length: count }, (_, i) => {
     const n = rnd() < 0.15 ? 0 : Math.floor(rnd() * 40);
     const step = Array.from({ length: n }, (_, j) => j * 3 + Math.floor(rnd() * 3));

@@ -7,6 +7,7 @@
 // closed forms, and the 1- and 2-df closed forms are checked here over many probabilities. The
 // simulations draw from a fixed-seed generator (mulberry32 + Box–Muller), so every count is deterministic.
 import { describe, expect, it } from 'vitest';
+import { rng } from './helpers';
 import {
   excludes,
   mean,
@@ -25,21 +26,9 @@ function expectRelative(actual: number, expected: number, tol: number): void {
   if (!(err <= tol)) throw new Error(`expected ${expected}, got ${actual} (relative error ${err.toExponential(2)} > ${tol})`);
 }
 
-/** A seeded uniform generator on [0, 1) (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Standard normal draws from a seeded generator (Box–Muller). */
 function normals(seed: number): () => number {
-  const uniform = mulberry32(seed);
+  const uniform = rng(seed);
   let spare: number | null = null;
   return () => {
     if (spare !== null) {
