@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MethodPreset } from './compare';
 import type { RunConfig } from './config';
-import type { Engine } from './engine';
+import { ReadOnlyError, type Engine } from './engine';
 import { planCost, planFair, remainingSeconds, replicateConfig, replicateRunId, searchCost, trialConfig, trialRunId, type FairPlan, type FairSettings, type PlannedMethod } from './protocol';
 import { runKey, writeJsonAtomic, type ExperimentInfo, type RunInfo } from './runStore';
 import { formatErrors, validate } from './schemas';
@@ -68,6 +68,8 @@ export interface ComparisonRecord {
   target: number | null;
   methods: ComparisonMethodRecord[];
   verdict: string[];
+  /** Why the comparison itself failed (not one of its runs: their states say that). */
+  error?: string;
   /** While it runs: the seconds left, estimated from the runs that ended (protocol.ts remainingSeconds). */
   estimate: { remaining_s: number | null; ended_runs: number };
   created_at: number;
@@ -180,6 +182,7 @@ export function initialRecord(plan: FairPlan): ComparisonRecord {
  * (or, after `signal` aborts, once the runs already created have ended).
  */
 export async function runFairComparison(engine: Engine, base: RunConfig, opts: FairOptions): Promise<{ experiment: ExperimentInfo; record: ComparisonRecord; runs: RunInfo[] }> {
+  if (engine.readOnly) throw new ReadOnlyError('running a fair comparison');
   const plan = planFair(base, opts.methods, opts.baseline, opts.settings);
   checkPlan(base, plan);
   const exp = engine.store.createExperiment({ id: opts.experiment, name: opts.name, kind: 'compare' });
@@ -217,10 +220,10 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
   const chain = async (m: PlannedMethod, rec: ComparisonMethodRecord): Promise<void> => {
     let candidates = m.grid;
     for (const rung of plan.rungs) {
-      const ended = await Promise.all(
+      const results = await Promise.all(
         candidates.map((lr) => launch(trialConfig(base, plan, m, rung, lr), trialRunId(m.preset.id, rung.index, lr), `${m.preset.label} · search ${rung.index + 1}/${plan.rungs.length} · lr ${lr}`)),
       );
-      const done = ended.filter((r): r is RunInfo => r !== null);
+      const done = results.filter((r): r is RunInfo => r !== null);
       if (done.length < candidates.length) return;
       const mt = metricOf(done.map((r) => r.key));
       const trials = done.map((info, i): TrialResult => {
@@ -246,7 +249,15 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
     await Promise.all(plan.replicateSeeds.map((seed) => launch(replicateConfig(base, m, lr, seed), replicateRunId(m.preset.id, seed), `${m.preset.label} · seed ${seed}`)));
   };
 
-  await Promise.all(plan.methods.map((m, i) => chain(m, record.methods[i]!)));
+  try {
+    await Promise.all(plan.methods.map((m, i) => chain(m, record.methods[i]!)));
+  } catch (err) {
+    // The record must not say `running` forever: it says why the comparison ended.
+    record.state = 'failed';
+    record.error = (err as Error).message;
+    write();
+    throw err;
+  }
   finish(engine, exp, plan, record, aborted());
   record.estimate = { remaining_s: 0, ended_runs: ended.length };
   write();

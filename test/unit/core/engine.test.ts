@@ -7,6 +7,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { RunConfig } from '../../../src/core/config';
 import { Engine, ReadOnlyError, type MetricsDelta } from '../../../src/core/engine';
 import { liveWorkersOf } from '../../../src/core/launcher';
+import { DEFAULT_METHODS } from '../../../src/core/compare';
+import { runFairComparison } from '../../../src/core/fairComparison';
 import type { RunInfo } from '../../../src/core/runStore';
 import { tempDir } from './helpers';
 
@@ -430,6 +432,10 @@ describe('read-only engine', () => {
     ]) {
       expect(change).toThrow(ReadOnlyError);
     }
+    // A fair comparison is refused before it creates its experiment.
+    const experiments = ro.experiments().length;
+    await expect(runFairComparison(ro, config, { methods: DEFAULT_METHODS, baseline: 'lora-adamw', settings: { trials: 2, seeds: 2 }, name: 'refused' })).rejects.toThrow(ReadOnlyError);
+    expect(ro.experiments()).toHaveLength(experiments);
     expect(() => ro.resume(info.key)).toThrow(/read-only/);
     expect(ro.store.listAll()).toHaveLength(1); // nothing created
     ro.configure({ readOnly: false });
