@@ -1,7 +1,9 @@
 // Compare with LoRA Baselines → Fair in a real VS Code with the real worker (docs/comparisons.md): the
 // comparison tab shows the protocol's progress and then one verdict sentence per method with intervals,
 // its table has one row per method, the search trials and replicates open no tab of their own and do not
-// notify one by one: one notification carries the verdict.
+// notify one by one: one notification carries the verdict. The tab draws each method as its seed mean
+// with a min–max band by default (the legend lists methods), or every seed, and a learning-rate
+// sensitivity chart of the search.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
@@ -52,9 +54,36 @@ test('Compare with LoRA Baselines → Fair: the verdict in the tab, one notifica
   const table = await web.locator('#summary-table tbody tr').allInnerTexts();
   expect(table).toHaveLength(METHODS.length);
   for (const m of METHODS) expect(table.some((r) => r.includes(m)), `table has ${m}`).toBe(true);
-  // The legend shows the replicates only: 4 methods × 2 seeds.
-  expect(await web.locator('#legend .legend-item').count()).toBe(8);
+  // Seeds: mean ± range by default: the legend lists the 4 methods, each with its 2 seeds.
+  const legend = web.locator('#legend .legend-item');
+  await expect.poll(() => legend.count(), { timeout: 10_000 }).toBe(METHODS.length);
+  const entries = await legend.allInnerTexts();
+  for (const m of METHODS) expect(entries.some((e) => e.includes(m) && e.includes('2 seeds')), `legend has ${m} with 2 seeds`).toBe(true);
+  await expect.poll(() => web.locator('#status').innerText(), { timeout: 10_000 }).toMatch(/^4 of 4 methods \(mean ± range of 8 seeds\)/);
   await s.shot('fair-03-verdict');
+
+  // The learning-rate sensitivity chart below: 2 rates per method searched, its canvas painted.
+  const sens = web.locator('#sensitivity');
+  await sens.scrollIntoViewIfNeeded();
+  expect(await sens.getAttribute('data-points')).toBe(String(METHODS.length * 2));
+  const painted = () =>
+    sens.evaluate((c: HTMLCanvasElement) => {
+      const ctx = c.getContext('2d');
+      if (!ctx || !c.width || !c.height) return 0;
+      const d = ctx.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i]! > 0) n++;
+      return n;
+    });
+  await expect.poll(painted, { timeout: 10_000 }).toBeGreaterThan(2000);
+  expect(await web.locator('#sensitivity-note').innerText()).toMatch(/searched rates, none failed|Failed or diverged/);
+  await s.shot('fair-04-sensitivity');
+
+  // Each seed: the replicates one by one, 4 methods × 2 seeds.
+  await web.locator('vscode-radio[value="each"]').click();
+  await expect.poll(() => legend.count(), { timeout: 10_000 }).toBe(8);
+  await web.locator('vscode-radio[value="mean"]').click();
+  await expect.poll(() => legend.count(), { timeout: 10_000 }).toBe(METHODS.length);
 
   // The tree groups the runs: the search collapsed, the replicates open.
   const rows = s.experimentRows();

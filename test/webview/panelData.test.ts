@@ -1,9 +1,11 @@
 // The host side of the message contract: engine points → series chunks with exact offsets, so a
 // snapshot followed by deltas reproduces the run in the webview's store with nothing lost or doubled.
 import { describe, expect, test } from 'vitest';
+import type { ComparisonRecord } from '../../src/core/fairComparison';
 import type { RunInfo } from '../../src/core/runStore';
+import { validate } from '../../src/core/schemas';
 import type { EvalPoint, TrainPoint } from '../../src/core/series';
-import { configSummary, runView, SentSeries, toColumns } from '../../src/panels/panelData';
+import { configSummary, runView, SentSeries, sensitivityView, toColumns } from '../../src/panels/panelData';
 import { type HostMessage, packSeries, unpackSeries } from '../../src/shared/messages';
 import { SeriesStore } from '../../webview/shared/chartModel';
 
@@ -151,4 +153,108 @@ test('configSummary names what distinguishes runs', () => {
     train: { steps: 100 },
   });
   expect(lines).toEqual(expect.arrayContaining(['optimizer: riemannion', 'init: loi', 'rank: 8', 'lr: 0.01', 'steps: 100']));
+});
+
+describe('sensitivityView: the tab sensitivity chart payload from comparison.json', () => {
+  type Trial = ComparisonRecord['methods'][number]['trials'][number];
+  const trial = (rung: number, lr: number, metric: number | null, state = 'completed'): Trial => ({
+    rung,
+    lr,
+    steps: rung === 0 ? 4 : 8,
+    run: `m-r${rung}-lr${lr.toExponential(2).replace('+', '')}`,
+    state,
+    metric,
+    loss: metric,
+  });
+  const method = (id: string, label: string, optimizer: string, init: string, trials: Trial[], chosen: number | null): ComparisonRecord['methods'][number] => ({
+    id,
+    label,
+    init,
+    optimizer,
+    lr_range: [1e-5, 1e-1],
+    trials,
+    chosen_lr: chosen,
+    replicates: [],
+    summary: null,
+  });
+  /** Successive halving with 4 trials: rung 0 at 4 steps, the better 2 again at 8 (one method still in rung 0, one with a diverged trial). */
+  const record: ComparisonRecord = {
+    version: 1,
+    state: 'running',
+    protocol: {
+      kind: 'fair',
+      trials: 4,
+      seeds: 2,
+      eta: 2,
+      steps: 16,
+      rungs: [
+        { index: 0, trials: 4, steps: 4 },
+        { index: 1, trials: 2, steps: 8 },
+      ],
+      search_seed: 1000,
+      replicate_seeds: [0, 1],
+      selection: 'validation',
+      report: 'test',
+      interval: 't',
+      search_cost_full_runs: 2,
+    },
+    budget: { runs: 20, full_runs: 12, steps: 160 },
+    baseline: 'lora-adamw',
+    metric: { name: 'exact_match', higher: true },
+    target: null,
+    methods: [
+      method(
+        'riemannlora',
+        'RiemannLoRA',
+        'riemannion',
+        'loi',
+        [trial(0, 3e-3, 0.31), trial(0, 1e-4, 0.12), trial(0, 3e-2, null, 'diverged'), trial(0, 1e-3, 0.25), trial(1, 3e-3, 0.44), trial(1, 1e-3, 0.47)],
+        1e-3,
+      ),
+      method('lora-adamw', 'LoRA-AdamW', 'adamw', 'lora', [trial(0, 2e-4, 0.2), trial(0, 2e-3, 0.3), trial(0, 2e-5, 0.05), trial(0, 2e-2, 0.01)], null),
+      method('pissa', 'PiSSA', 'adamw', 'pissa', [], null),
+    ],
+    verdict: [],
+    estimate: { remaining_s: null, ended_runs: 10 },
+    created_at: 1,
+    updated_at: 2,
+  };
+
+  test('the fixture is a valid comparison.json', () => {
+    expect(validate('comparison', record)).toEqual([]);
+  });
+
+  test('per method every searched rate once, at its longest rung, sorted by rate; the chosen rate; the method as RunView.method', () => {
+    const s = sensitivityView(record);
+    expect(s.metric).toBe('exact_match');
+    expect(s.methods.map((m) => [m.method, m.label, m.chosen])).toEqual([
+      ['riemannion+loi', 'RiemannLoRA', 1e-3],
+      ['adamw+lora', 'LoRA-AdamW', null],
+      ['adamw+pissa', 'PiSSA', null],
+    ]);
+    expect(s.methods[0]!.points).toEqual([
+      { lr: 1e-4, value: 0.12, rung: 0 },
+      { lr: 1e-3, value: 0.47, rung: 1 },
+      { lr: 3e-3, value: 0.44, rung: 1 },
+      { lr: 3e-2, value: null, rung: 0 },
+    ]);
+    expect(s.methods[1]!.points.map((p) => p.lr)).toEqual([2e-5, 2e-4, 2e-3, 2e-2]);
+    expect(s.methods[2]!.points).toEqual([]);
+    // Checked generically against the record: one point per distinct rate, the value of its highest-rung trial.
+    for (const [i, m] of record.methods.entries()) {
+      const rates = [...new Set(m.trials.map((t) => t.lr))].sort((a, b) => a - b);
+      expect(s.methods[i]!.points.map((p) => p.lr)).toEqual(rates);
+      for (const p of s.methods[i]!.points) {
+        const longest = m.trials.filter((t) => t.lr === p.lr).sort((a, b) => b.rung - a.rung)[0]!;
+        expect(p).toEqual({ lr: p.lr, value: longest.metric, rung: longest.rung });
+      }
+    }
+  });
+
+  test('before the primary metric is known the axis says "selection metric"; the payload survives the webview transport', () => {
+    const s = sensitivityView({ ...record, metric: null });
+    expect(s.metric).toBe('selection metric');
+    expect(vscodeTransport(s)).toEqual(s);
+    expect(JSON.parse(JSON.stringify(s))).toEqual(s); // plain data: no typed arrays, null (not NaN) for a failed trial
+  });
 });

@@ -1,10 +1,12 @@
 // One chart.js line chart over the series store: decimated per frame, smoothed with the raw line faded
 // behind, log or linear y, x by step / relative time / wall time, optional outlier-robust y range, drag to
-// zoom the x-range (double-click resets), theme colours from the --vscode-* CSS variables.
+// zoom the x-range (double-click resets), theme colours from the --vscode-* CSS variables. Besides lines
+// (one run's metric each), bands: a method's seed mean with its min–max range filled (seedBands.ts).
 import {
   Chart,
   type ChartDataset,
   type ChartOptions,
+  Filler,
   LinearScale,
   LineController,
   LineElement,
@@ -14,8 +16,10 @@ import {
 } from 'chart.js';
 import type { MetricKey } from '../../src/shared/messages';
 import { decimateMinMax, formatClock, formatDuration, formatNumber, robustRange, type SeriesStore, withAlpha, type XMode } from './chartModel';
+import { decimateBand, type SeedBand } from './seedBands';
 
-Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip);
+// Filler: a band is its min line and its max line with the area between them filled.
+Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip, Filler);
 
 export interface Line {
   run: string;
@@ -26,6 +30,18 @@ export interface Line {
   markers?: boolean;
   dashed?: boolean;
   /** Lines shown on hover below the value (the run's config). */
+  info?: string[];
+}
+
+/** A method's seeds as one curve: the mean line over a translucent min–max band (seedBands.ts). */
+export interface Band {
+  /** What the band stands for (a method). */
+  id: string;
+  label: string;
+  color: string;
+  /** The aggregate, already smoothed and in the chart's x mode (storeBand). */
+  band: SeedBand;
+  markers?: boolean;
   info?: string[];
 }
 
@@ -65,9 +81,15 @@ export function readTheme(): Theme {
 
 type Pt = { x: number; y: number };
 
+/** What a dataset draws: a line's raw or smoothed curve, or a band's min edge, max edge or mean. */
+type Drawn = { line: Line; raw: boolean } | { band: Band; part: 'min' | 'max' | 'mean'; count: number[]; min: number[]; max: number[] };
+
 export class LineChart {
   readonly chart: Chart<'line', Pt[]>;
   lines: Line[] = [];
+  bands: Band[] = [];
+  /** Per dataset of the last render, what it draws (the tooltip's text). */
+  private drawn: Drawn[] = [];
   private theme: Theme;
   private dragStart: number | null = null;
   /** Points handed to chart.js at the last render (for tests and the status line). */
@@ -167,16 +189,27 @@ export class LineChart {
           footerColor: t.muted,
           borderColor: t.grid,
           borderWidth: 1,
+          // A band's edges are told in its mean's line.
+          filter: (item) => {
+            const d = this.drawn[item.datasetIndex];
+            return !d || !('band' in d) || d.part === 'mean';
+          },
           callbacks: {
             title: (items) => (items[0] ? this.formatX(items[0].parsed.x ?? NaN) : ''),
             label: (item) => {
-              const line = this.lines[Math.floor(item.datasetIndex / 2)];
-              const raw = item.datasetIndex % 2 === 0;
-              return `${line?.label ?? ''}${raw && this.settings.smoothing > 0 ? ' (raw)' : ''}: ${formatNumber(item.parsed.y ?? NaN, this.opts.bytes)}`;
+              const d = this.drawn[item.datasetIndex];
+              const v = (y: number) => formatNumber(y, this.opts.bytes);
+              if (d && 'band' in d) {
+                const i = item.dataIndex;
+                const n = d.count[i] ?? 0;
+                const of = n < d.band.band.seeds ? `${n} of ${d.band.band.seeds}` : `${n}`;
+                return `${d.band.label}: mean ${v(item.parsed.y ?? NaN)} (range ${v(d.min[i] ?? NaN)} – ${v(d.max[i] ?? NaN)}, ${of} seed${n === 1 ? '' : 's'})`;
+              }
+              return `${d?.line.label ?? ''}${d?.raw && this.settings.smoothing > 0 ? ' (raw)' : ''}: ${v(item.parsed.y ?? NaN)}`;
             },
             footer: (items) => {
-              const line = items[0] ? this.lines[Math.floor(items[0].datasetIndex / 2)] : undefined;
-              return line?.info ?? [];
+              const d = items[0] ? this.drawn[items[0].datasetIndex] : undefined;
+              return (d && 'band' in d ? d.band.info : d?.line.info) ?? [];
             },
           },
         },
@@ -202,11 +235,17 @@ export class LineChart {
       xMin = Math.min(xMin, v.xs(0));
       xMax = Math.max(xMax, v.xs(v.b.length - 1));
     }
+    for (const { band } of this.bands) {
+      if (!band.x.length) continue;
+      xMin = Math.min(xMin, band.x[0]!);
+      xMax = Math.max(xMax, band.x[band.x.length - 1]!);
+    }
     if (s.zoom) {
       xMin = s.zoom.min;
       xMax = s.zoom.max;
     }
     const datasets: ChartDataset<'line', Pt[]>[] = [];
+    const drawn: Drawn[] = [];
     const yRangeInputs: number[][] = [];
     let points = 0;
     const hc = this.theme.highContrast;
@@ -224,6 +263,7 @@ export class LineChart {
       }
       points += raw.length + smooth.length;
       const smoothing = smooth.length > 0;
+      drawn.push({ line, raw: true }, { line, raw: false });
       datasets.push({
         label: `${line.label} (raw)`,
         data: raw,
@@ -245,6 +285,40 @@ export class LineChart {
         pointHoverRadius: 2,
       });
     }
+    // All the bands' areas first, then every mean on top: a later band's fill never veils an earlier mean.
+    const means: { ds: ChartDataset<'line', Pt[]>; d: Drawn }[] = [];
+    for (const band of this.bands) {
+      const p = band.band.x.length && Number.isFinite(xMin) ? decimateBand(band.band, xMin, xMax, buckets, s.logY) : { x: [], mean: [], min: [], max: [], count: [] };
+      const pts = (ys: number[]): Pt[] => p.x.map((x, i) => ({ x, y: ys[i]! }));
+      yRangeInputs.push(p.min, p.max);
+      points += 3 * p.x.length;
+      const all = band.band.seeds;
+      // Edges: a hairline, the max edge filled down to the min edge (the dataset just before it).
+      const edge = { borderWidth: hc ? 1 : 0.75, borderColor: withAlpha(band.color, hc ? 0.7 : 0.4), pointRadius: 0, pointHoverRadius: 0, pointHitRadius: 0 };
+      drawn.push({ band, part: 'min', ...p }, { band, part: 'max', ...p });
+      datasets.push({ label: `${band.label} (min)`, data: pts(p.min), ...edge, fill: false });
+      datasets.push({ label: `${band.label} (max)`, data: pts(p.max), ...edge, fill: '-1', backgroundColor: withAlpha(band.color, hc ? 0.3 : 0.16) });
+      means.push({
+        d: { band, part: 'mean', ...p },
+        ds: {
+          label: band.label,
+          data: pts(p.mean),
+          borderColor: band.color,
+          backgroundColor: band.color,
+          borderWidth: hc ? 3 : 2,
+          fill: false,
+          pointRadius: band.markers ? 3 : 0,
+          pointHoverRadius: band.markers ? 4 : 2,
+          // Dashed where fewer than all the method's seeds have a value (not there yet, ended, or NaN).
+          segment: { borderDash: (ctx) => ((p.count[ctx.p1DataIndex] ?? all) < all || (p.count[ctx.p0DataIndex] ?? all) < all ? [6, 4] : undefined) },
+        },
+      });
+    }
+    for (const m of means) {
+      drawn.push(m.d);
+      datasets.push(m.ds);
+    }
+    this.drawn = drawn;
     this.renderedPoints = points;
     let range = s.ignoreOutliers ? robustRange(yRangeInputs, 0.02, s.logY) : undefined;
     if (!range) {
