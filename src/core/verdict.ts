@@ -197,6 +197,9 @@ export function formatInterval(metric: Metric, iv: Interval | null, single?: num
   return `${formatValue(metric, iv.mean)} ± ${isFraction(metric) ? ((iv.high - iv.mean) * 100).toFixed(1) : sig(iv.high - iv.mean, 2)}`;
 }
 
+/** A speed-up in words: the baseline's steps over the method's, so < 1 means the method took more steps. */
+const pace = (ratio: number): string => (ratio >= 1 ? `${sig(ratio, 2)}× fewer steps` : `${sig(1 / ratio, 2)}× as many steps`);
+
 const metricWords = (metric: Metric): string => (isFraction(metric) ? `${metric.name} (points)` : metric.name);
 
 export interface VerdictInput {
@@ -239,12 +242,12 @@ export function verdictSentence(v: VerdictInput): string {
   if (v.noTarget) {
     parts.push(v.noTarget);
   } else if (vs?.speedup && vs.speedup.sd === 0) {
-    parts.push(`reaches ${target} ${sig(vs.speedup.mean, 2)}× as fast in steps in each of the ${vs.speedup.n} seeds where both reached it (no spread: no interval, no significance claimed)`);
+    parts.push(`speed-up to ${target} ${sig(vs.speedup.mean, 2)}× (${pace(vs.speedup.mean)}) in each of the ${vs.speedup.n} seeds where both reached it (no spread: no interval, no significance claimed)`);
   } else if (vs?.speedup) {
     const r = vs.speedup;
     const s = excludes(r, 1);
     parts.push(
-      `reaches ${target} ${sig(r.mean, 2)}× as fast in steps (95% CI ${sig(r.low, 2)}–${sig(r.high, 2)}×, ${r.n} seeds where both reached it): ` +
+      `speed-up to ${target} ${sig(r.mean, 2)}× (${pace(r.mean)}; 95% CI ${sig(r.low, 2)}–${sig(r.high, 2)}×, ${r.n} seeds where both reached it): ` +
         (s ? (r.mean > 1 ? 'significantly sooner' : 'significantly later') : 'not significant'),
     );
   } else {

@@ -4,22 +4,12 @@
 // with different lengths, gaps, NaN points and steps where no seed has a value; its decimation keeps the
 // band's extremes; the store band is the band of what the chart plots (smoothed, in its x mode).
 import { describe, expect, test } from 'vitest';
+import { rng } from '../unit/core/helpers';
 import { chunk } from '../../src/shared/messages';
 import { SeriesStore } from '../../webview/shared/chartModel';
 import { decimateBand, type SeedSeries, seedBand, storeBand } from '../../webview/shared/seedBands';
 import { formatLr, logTick, sensitivityPlot } from '../../webview/shared/sensitivityChart';
 
-/** A seeded PRNG (mulberry32): the same series on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Seed {
   step: number[];
@@ -29,7 +19,7 @@ interface Seed {
 
 /** K seeds, each its own start, length, gaps (eval-like sparse steps) and NaN points (~12%, some runs of them). */
 function randomSeeds(seed: number, k: number): Seed[] {
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   return Array.from({ length: k }, () => {
     const start = Math.floor(rnd() * 5);
     const n = Math.floor(rnd() * 300);

@@ -145,7 +145,7 @@ describe('numbers and words', () => {
     const s = summarizeMethod(better, baseline);
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 3, protocol: '' });
     expect(words).toMatch(/\+10\.3 \(95% CI \+\d+\.\d to \+\d+\.\d, 3 seeds\): significantly better/);
-    expect(words).toMatch(/2× as fast in steps .*significantly sooner/);
+    expect(words).toMatch(/speed-up to B's mean final exact_match 2× \(2× fewer steps; 95% CI .*significantly sooner/);
   });
 });
 
@@ -182,7 +182,7 @@ describe('degenerate cases say so', () => {
     const s = summarizeMethod(same, baseline);
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 2, protocol: '' });
     expect(words).toMatch(/\+0\.0 in each of 2 seeds \(no spread across seeds: no interval, no significance claimed\)/);
-    expect(words).toMatch(/2× as fast in steps in each of the 2 seeds where both reached it \(no spread: no interval, no significance claimed\)/);
+    expect(words).toMatch(/speed-up to B's mean final exact_match 2× \(2× fewer steps\) in each of the 2 seeds where both reached it \(no spread: no interval, no significance claimed\)/);
     expect(words).not.toMatch(/significantly/);
   });
 
