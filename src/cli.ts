@@ -261,7 +261,6 @@ async function runFair(
       renderReport({
         title: opts.title,
         subtitle: `experiment ${experiment.id}`,
-        comparison: c.engine.comparison(experiment.id),
         fair: record,
         runs: snaps.map((s) => ({ key: s.info.key, label: s.info.label, train: s.train, eval: s.eval, group: s.info.method })),
         facts: { ...opts.facts, protocol: 'fair', 'total wall time': `${((Date.now() - t0) / 1000).toFixed(1)} s` },

@@ -26,7 +26,8 @@ export interface ReportRun {
 export interface ReportInput {
   title: string;
   subtitle?: string;
-  comparison: Comparison;
+  /** A quick comparison's numbers (one row per run); a fair comparison brings `fair` instead. */
+  comparison?: Comparison;
   /** A fair comparison's record: the verdict, the protocol, the table with intervals, the sensitivity chart and the per-seed table. */
   fair?: ComparisonRecord;
   runs: readonly ReportRun[];
@@ -151,7 +152,6 @@ export function renderReport(input: ReportInput): string {
   const chartScript = readFileSync(input.chartJsPath ?? findChartJs(), 'utf8')
     .replace(/<\/script/gi, '<\\/script')
     .replace(/\r\n?/g, '\n');
-  const cols = tableColumns(input.comparison);
   const evalNames = [...new Set(input.runs.flatMap((r) => r.eval.flatMap((e) => Object.keys(e.metrics))))].sort((a, b) =>
     a === 'loss' ? -1 : b === 'loss' ? 1 : a.localeCompare(b),
   );
@@ -159,7 +159,7 @@ export function renderReport(input: ReportInput): string {
   const colorOf = (r: ReportRun, i: number) => PALETTE[groups.indexOf(r.group ?? String(i)) % PALETTE.length];
   const fair = input.fair;
   const data = {
-    target: fair ? null : input.comparison.target_loss,
+    target: input.comparison?.target_loss ?? null,
     evalNames,
     ...(fair ? sensitivityData(fair) : {}),
     runs: input.runs.map((r, i) => ({
@@ -176,11 +176,7 @@ export function renderReport(input: ReportInput): string {
   const facts = Object.entries(input.facts ?? {})
     .map(([k, v]) => `<div><dt>${escapeHtml(k)}</dt><dd>${escapeHtml(v)}</dd></div>`)
     .join('');
-  const head = cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('');
-  const body = input.comparison.rows
-    .map((row, i) => `<tr${row.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
-    .join('\n');
-  const summary = fair ? fairSection(fair) : legacySummary(input.comparison, head, body);
+  const summary = fair ? fairSection(fair) : input.comparison ? legacySummary(input.comparison) : '';
   const when = (input.generatedAt ?? new Date()).toISOString();
   return `<!doctype html>
 <html lang="en">
@@ -210,7 +206,13 @@ ${summary}
 `;
 }
 
-function legacySummary(comparison: Comparison, head: string, body: string): string {
+/** The quick comparison's table: one row per run. */
+function legacySummary(comparison: Comparison): string {
+  const cols = tableColumns(comparison);
+  const head = cols.map((c) => `<th>${escapeHtml(c.header)}</th>`).join('');
+  const body = comparison.rows
+    .map((row, i) => `<tr${row.baseline ? ' class="baseline"' : ''}>${cols.map((c) => `<td>${escapeHtml(c.cells[i]!)}</td>`).join('')}</tr>`)
+    .join('\n');
   return `<h2>Summary</h2>
 <table id="summary"><thead><tr>${head}</tr></thead><tbody>
 ${body}

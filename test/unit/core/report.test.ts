@@ -99,3 +99,44 @@ describe('decimate', () => {
     expect(decimate(pts.slice(0, 10), (p) => p.loss, 1000)).toHaveLength(10);
   });
 });
+
+describe('renderReport of a fair comparison', () => {
+  it('puts the verdict, the table with intervals, the sensitivity data and the per-seed table in, escaped', async () => {
+    const { DEFAULT_METHODS } = await import('../../../src/core/compare');
+    const { demoConfig } = await import('../../../src/core/demo');
+    const { initialRecord } = await import('../../../src/core/fairComparison');
+    const { planFair } = await import('../../../src/core/protocol');
+    const { validate } = await import('../../../src/core/schemas');
+    const plan = planFair(demoConfig('synthetic-lowrank'), DEFAULT_METHODS.slice(0, 2), 'lora-adamw', { trials: 2, seeds: 2 });
+    const record = initialRecord(plan);
+    record.state = 'complete';
+    record.metric = { name: 'loss', higher: false };
+    record.target = 0.2;
+    record.verdict = ['RiemannLoRA vs LoRA-AdamW: final test loss −0.01 <b>not</b> significant'];
+    for (const m of record.methods) {
+      m.trials = [
+        { rung: 0, lr: 1e-4, steps: 150, run: `${m.id}-r0-a`, state: 'completed', metric: 0.5, loss: 0.5 },
+        { rung: 0, lr: 1e-3, steps: 150, run: `${m.id}-r0-b`, state: 'diverged', metric: null, loss: null },
+      ];
+      m.chosen_lr = 1e-4;
+      m.replicates = plan.replicateSeeds.map((seed) => ({ seed, run: `${m.id}-seed${seed}`, state: 'completed', lr: 1e-4, final_metric: 0.2 + seed / 100, final_eval_loss: 0.2, final_loss_smoothed: 0.3, steps_to_target: 100, time_to_target_s: 5, train_wall_s: 9 }));
+      m.summary = { final_metric: { mean: 0.205, low: 0.14, high: 0.27, n: 2, sd: 0.007, level: 0.95 }, final_loss_smoothed: null, steps_to_target: { reached: 2, of: 2, interval: null } };
+    }
+    expect(validate('comparison', JSON.parse(JSON.stringify(record)))).toEqual([]);
+    const runs = [run('RiemannLoRA · seed 0', 0.05)];
+    const html = renderReport({ title: 'Fair', fair: record, runs: runs.map((r) => ({ key: r.key, label: r.label, train: r.series.train, eval: r.series.eval, group: 'a' })) });
+    expect(html).toContain('<h2>Verdict</h2>');
+    expect(html).toContain('final test loss −0.01 &lt;b&gt;not&lt;/b&gt; significant');
+    expect(html).toContain('<canvas id="sensitivity">');
+    expect(html).toContain('0.205 ± 0.065');
+    expect(html.match(/<tr><td>(RiemannLoRA|LoRA-AdamW)<\/td><td>\d<\/td>/g)).toHaveLength(4); // the per-seed table
+    const data = JSON.parse(/<script type="application\/json" id="report-data">(.*?)<\/script>/s.exec(html)![1]!) as { sensitivity: { label: string; chosen: number; points: [number, number | null, number][] }[] };
+    expect(data.sensitivity.map((m) => m.label)).toEqual(['RiemannLoRA', 'LoRA-AdamW']);
+    expect(data.sensitivity[0]!.points).toEqual([
+      [1e-4, 0.5, 0],
+      [1e-3, null, 0],
+    ]);
+    // still only hashed inline blocks: the CSP names no 'unsafe-*'
+    expect(html).not.toMatch(/unsafe-/);
+  });
+});
