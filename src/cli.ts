@@ -251,7 +251,9 @@ async function runFair(
   const replicates = replicateRuns(record);
   printFailures(runs.filter((r) => replicates.has(r.run)));
   const trialFailures = runs.filter((r) => !replicates.has(r.run) && r.state !== 'completed');
-  if (trialFailures.length) process.stdout.write(`\n${trialFailures.length} search trial(s) did not complete (a diverged learning rate ranks last): ${trialFailures.map((r) => r.run).join(', ')}\n`);
+  if (trialFailures.length) {
+    process.stdout.write(`\n${trialFailures.length} search trial(s) did not complete (a failed or diverged rate ranks last): ${trialFailures.map((r) => `${r.run} (${r.state})`).join(', ')}\n`);
+  }
   process.stdout.write(`\nruns: ${experiment.dir}\n${COMPARISON_FILE}: ${join(experiment.dir, COMPARISON_FILE)}\n`);
   if (c.reportEnabled) {
     const path = join(experiment.dir, 'report.html');

@@ -223,8 +223,13 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
       const results = await Promise.all(
         candidates.map((lr) => launch(trialConfig(base, plan, m, rung, lr), trialRunId(m.preset.id, rung.index, lr), `${m.preset.label} · search ${rung.index + 1}/${plan.rungs.length} · lr ${lr}`)),
       );
-      const done = results.filter((r): r is RunInfo => r !== null);
-      if (done.length < candidates.length) return;
+      if (results.some((r) => r === null) || aborted()) {
+        // Stopped: what ended is recorded, nothing is chosen from trials that were cut short.
+        rec.trials.push(...results.flatMap((info, i): TrialResult[] => (info ? [{ rung: rung.index, lr: candidates[i]!, steps: rung.steps, run: info.run, state: info.state, metric: null, loss: null }] : [])));
+        write();
+        return;
+      }
+      const done = results as RunInfo[];
       const mt = metricOf(done.map((r) => r.key));
       const trials = done.map((info, i): TrialResult => {
         const { series } = engine.series(info.key);
@@ -232,7 +237,7 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
           rung: rung.index,
           lr: candidates[i]!,
           steps: rung.steps,
-          run: info.key.slice(exp.id.length + 1),
+          run: info.run,
           state: info.state,
           metric: info.state === 'completed' && mt ? finalEval(series, mt.name) : null,
           loss: info.state === 'completed' ? finalEval(series, 'loss') : null,

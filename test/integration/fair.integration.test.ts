@@ -136,3 +136,38 @@ it('runs the search and the matched replicates, and writes a comparison.json the
   expect(record.verdict[0]).toMatch(/\(fair protocol: 4 learning rates searched per method, 2 full runs each; 2 matched seeds × 16 steps\)\.$/);
   expect(existsSync(join(experiment.dir, 'riemannlora-seed5', 'adapter'))).toBe(false);
 });
+
+it('stopped part-way: the record says stopped, and no rate is chosen from trials that were cut short', { timeout: 600_000 }, async () => {
+  const python = workerPython();
+  const dir = mkdtempSync(join(tmpdir(), 'rlora-fair-stop-'));
+  const e = new Engine({ root: dir, python, nativeWorkerDir: NATIVE_WORKER, env: WORKER_ENV, maxConcurrent: 1, pollIntervalMs: 50 });
+  try {
+    const abort = new AbortController();
+    const started: string[] = [];
+    e.on('run-added', (info) => started.push(info.key));
+    const { record, runs } = await runFairComparison(e, { ...base, train: { ...base.train, steps: 400, eval_interval: 100 } }, {
+      methods,
+      baseline: 'lora-adamw',
+      settings: { trials: 2, seeds: 2 },
+      name: 'stopped',
+      signal: abort.signal,
+      onRecord: (r) => {
+        // The first run has ended (one at a time): stop everything, as Ctrl-C in the CLI does.
+        if (r.estimate.ended_runs >= 1 && !abort.signal.aborted) {
+          abort.abort();
+          for (const key of started) if (!['completed', 'failed', 'stopped', 'diverged'].includes(e.get(key)!.state)) e.stop(key);
+        }
+      },
+    });
+    expect(record.state).toBe('stopped');
+    // Only the first method's first rung was created; its second trial was stopped, so nothing is chosen.
+    expect(runs.map((r) => r.run).sort()).toEqual(record.methods.flatMap((m) => m.trials.map((t) => t.run)).sort());
+    for (const m of record.methods) expect(m.chosen_lr).toBeNull();
+    expect(record.methods.flatMap((m) => m.replicates)).toEqual([]);
+    expect(record.verdict).toEqual([]);
+    expect(validate('comparison', JSON.parse(readFileSync(join(dir, runs[0]!.experiment, COMPARISON_FILE), 'utf8')))).toEqual([]);
+  } finally {
+    e.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
