@@ -2,7 +2,7 @@
 // per method, each number its seed mean ± the half-width of its 95% interval (verdict.ts words).
 import type { ComparisonRecord } from './fairComparison';
 import type { Interval } from './stats';
-import { formatDiff, formatInterval, type Metric } from './verdict';
+import { formatDiff, formatInterval, metricWords, type Metric } from './verdict';
 
 const LOSS: Metric = { name: 'loss', higher: false };
 const sig = (v: number, d = 3) => String(Number(v.toPrecision(d)));
@@ -21,7 +21,7 @@ function stepsCell(steps: (number | null)[], iv: Interval | null | undefined): s
 export function fairColumns(r: ComparisonRecord): { header: string; cells: string[] }[] {
   const metric = r.metric ?? LOSS;
   const rows = r.methods;
-  const name = /acc|exact|match/i.test(metric.name) && metric.higher ? `${metric.name} (points)` : metric.name;
+  const name = metricWords(metric);
   return [
     { header: 'method', cells: rows.map((m) => `${m.label}${m.id === r.baseline ? ' (baseline)' : ''}`) },
     { header: 'lr (chosen)', cells: rows.map((m) => (m.chosen_lr === null ? '—' : String(m.chosen_lr))) },

@@ -200,7 +200,8 @@ export function formatInterval(metric: Metric, iv: Interval | null, single?: num
 /** A speed-up in words: the baseline's steps over the method's, so < 1 means the method took more steps. */
 const pace = (ratio: number): string => (ratio >= 1 ? `${sig(ratio, 2)}× fewer steps` : `${sig(1 / ratio, 2)}× as many steps`);
 
-const metricWords = (metric: Metric): string => (isFraction(metric) ? `${metric.name} (points)` : metric.name);
+/** A metric's name as the tables and sentences state it ("exact_match (points)" for fractions). */
+export const metricWords = (metric: Metric): string => (isFraction(metric) ? `${metric.name} (points)` : metric.name);
 
 export interface VerdictInput {
   label: string;

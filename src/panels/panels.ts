@@ -345,11 +345,11 @@ export class ComparePanel extends Panel {
   private refreshKeys(): void {
     const engine = this.host.engine();
     if ('experiment' in this.what) {
-      const all = engine ? engine.runs(this.what.experiment).map((r) => r.key) : [];
+      const all = engine ? engine.runs(this.what.experiment) : [];
       // A fair comparison shows its replicates (the search trials are in the tree and the record).
       const record = this.record();
       const replicates = record ? replicateRuns(record) : undefined;
-      this.keys = replicates ? all.filter((k) => replicates.has(k.slice(k.indexOf('/') + 1))) : all;
+      this.keys = (replicates ? all.filter((r) => replicates.has(r.run)) : all).map((r) => r.key);
     } else this.keys = this.what.runs.filter((k) => !engine || engine.get(k));
   }
 
@@ -367,11 +367,11 @@ export class ComparePanel extends Panel {
   /** The table of a fair comparison: one row per method (coloured as its first seed), the verdict on top, the learning-rate search for the sensitivity chart. */
   private fairTable(record: ComparisonRecord): SummaryTable {
     const exp = (this.what as { experiment: string }).experiment;
-    const ended = this.keys.length;
+    const started = this.keys.length;
     const chose = record.methods.filter((m) => m.chosen_lr !== null).length;
     const progress =
       record.state === 'running'
-        ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${ended} replicate runs started of ${record.methods.length * record.protocol.seeds}` +
+        ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${started} replicate runs started of ${record.methods.length * record.protocol.seeds}` +
           (record.estimate.remaining_s !== null ? `; about ${Math.max(1, Math.round(record.estimate.remaining_s / 60))} min left (estimated from ${record.estimate.ended_runs} ended runs)` : '')
         : undefined;
     return {
