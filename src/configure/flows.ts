@@ -1,10 +1,10 @@
-// Quick-pick flows that write an experiment's *.rlora.json: a new experiment (task, rank, initialization,
-// optimizer, steps) and one-field edits (rank, initialization, optimizer). Edits go through a
+// Quick-pick flows that write an experiment's *.rlora.json: a new experiment (name, task, rank,
+// initialization, optimizer, learning rate, steps, batch size) and one-field edits (rank, initialization, optimizer). Edits go through a
 // WorkspaceEdit (undoable, respects an open dirty editor) and are validated against the shared schema
 // before anything is written.
 import * as vscode from 'vscode';
-import { checkConfig, ConfigError, parseConfigText, type RunConfig } from '../core/config';
-import { INITS, isRiemannian, OPTIMIZERS, takes } from '../core/catalogue';
+import { checkConfig, ConfigError, parseConfigText, withDefaults, type RunConfig } from '../core/config';
+import { defaultLr, INITS, isRiemannian, lrSearchRange, OPTIMIZERS, takes } from '../core/catalogue';
 import { CONFIG_GLOB } from '../experiments/tree';
 
 type Method = RunConfig['method'];
@@ -16,31 +16,31 @@ function settings() {
 }
 
 /** Picks a rank (presets or a typed value); undefined when cancelled. */
-export async function pickRank(current?: number): Promise<number | undefined> {
+export async function pickRank(current?: number, title = 'Adapter rank r'): Promise<number | undefined> {
   const items: (vscode.QuickPickItem & { rank?: number })[] = [
     ...RANKS.map((r) => ({ label: String(r), rank: r, description: r === current ? 'current' : undefined })),
     { label: 'Other…', description: 'type a rank between 1 and 4096' },
   ];
-  const pick = await vscode.window.showQuickPick(items, { title: 'Adapter rank r', placeHolder: `rank (current: ${current ?? 'none'})` });
+  const pick = await vscode.window.showQuickPick(items, { title, placeHolder: `rank (current: ${current ?? 'none'})` });
   if (!pick) return undefined;
   if (pick.rank !== undefined) return pick.rank;
   const text = await vscode.window.showInputBox({
-    title: 'Adapter rank r',
+    title,
     value: String(current ?? settings().get('defaults.rank', 8)),
     validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 4096 ? undefined : 'an integer between 1 and 4096'),
   });
   return text === undefined ? undefined : Number(text);
 }
 
-export async function pickInit(current?: Method['init']): Promise<Method['init'] | undefined> {
+export async function pickInit(current?: Method['init'], title = 'Initialization'): Promise<Method['init'] | undefined> {
   const pick = await vscode.window.showQuickPick(
     INITS.map((i) => ({ label: i.id, detail: i.detail, description: i.id === current ? 'current' : undefined })),
-    { title: 'Initialization', placeHolder: 'how the adapter starts' },
+    { title, placeHolder: 'how the adapter starts' },
   );
   return pick?.label as Method['init'] | undefined;
 }
 
-export async function pickOptimizer(current?: Method['optimizer']): Promise<Method['optimizer'] | undefined> {
+export async function pickOptimizer(current?: Method['optimizer'], title = 'Optimizer'): Promise<Method['optimizer'] | undefined> {
   const pick = await vscode.window.showQuickPick(
     [
       { label: 'Riemannian (on the fixed-rank manifold)', kind: vscode.QuickPickItemKind.Separator },
@@ -48,7 +48,7 @@ export async function pickOptimizer(current?: Method['optimizer']): Promise<Meth
       { label: 'LoRA baselines (on the factors)', kind: vscode.QuickPickItemKind.Separator },
       ...OPTIMIZERS.filter((o) => !isRiemannian(o.id)).map((o) => ({ label: o.id, detail: o.detail, description: o.id === current ? 'current' : undefined })),
     ],
-    { title: 'Optimizer' },
+    { title },
   );
   return pick?.label as Method['optimizer'] | undefined;
 }
@@ -68,7 +68,21 @@ export function defaultConfig(name: string, task: RunConfig['task']['kind'], ext
   return config;
 }
 
-/** New Experiment…: asks name, task (and model/data for causal-lm), rank, init, optimizer; writes the file. */
+/** The steps of New Experiment…, for the "(n/N)" in every title. */
+const NEW_STEPS = 8;
+
+/** An input box for a number: the value shown, checked as typed; undefined when cancelled. */
+async function askNumber(o: { title: string; prompt: string; value: number; check: (v: number) => string | undefined }): Promise<number | undefined> {
+  const text = await vscode.window.showInputBox({
+    title: o.title,
+    prompt: o.prompt,
+    value: String(o.value),
+    validateInput: (v) => (v.trim() === '' || Number.isNaN(Number(v)) ? 'a number' : o.check(Number(v))),
+  });
+  return text === undefined ? undefined : Number(text);
+}
+
+/** New Experiment…: asks name, task (and model/data for causal-lm), rank, init, optimizer, learning rate, steps and batch size; writes the file. */
 export async function newExperiment(): Promise<vscode.Uri | undefined> {
   const folder = vscode.workspace.workspaceFolders?.[0];
   if (!folder) {
@@ -76,7 +90,7 @@ export async function newExperiment(): Promise<vscode.Uri | undefined> {
     return undefined;
   }
   const name = await vscode.window.showInputBox({
-    title: 'New Experiment (1/5): name',
+    title: `New Experiment (1/${NEW_STEPS}): name`,
     prompt: 'Also the file name: <name>.rlora.json in the workspace folder',
     value: 'my-experiment',
     validateInput: (v) => (/^[A-Za-z0-9][A-Za-z0-9._-]{0,100}$/.test(v) ? undefined : "letters, digits, '.', '_' or '-', starting with a letter or digit"),
@@ -96,7 +110,7 @@ export async function newExperiment(): Promise<vscode.Uri | undefined> {
       { label: 'synthetic-lowrank', detail: 'A frozen random network with a hidden low-rank change (seconds)' },
       { label: 'causal-lm', detail: 'Your Hugging Face causal LM (local folder) and data (.jsonl/.json/.txt)' },
     ],
-    { title: 'New Experiment (2/5): task' },
+    { title: `New Experiment (2/${NEW_STEPS}): task` },
   );
   if (!taskPick) return undefined;
   const task = taskPick.label as RunConfig['task']['kind'];
@@ -109,15 +123,42 @@ export async function newExperiment(): Promise<vscode.Uri | undefined> {
     Object.assign(extra, { model, data });
   }
   const config = defaultConfig(name, task, extra);
-  const rank = await pickRank(config.adapter.rank);
+  const rank = await pickRank(config.adapter.rank, `New Experiment (3/${NEW_STEPS}): adapter rank r`);
   if (rank === undefined) return undefined;
   config.adapter.rank = rank;
-  const init = await pickInit(config.method.init);
+  const init = await pickInit(config.method.init, `New Experiment (4/${NEW_STEPS}): initialization`);
   if (!init) return undefined;
   config.method.init = init;
-  const optimizer = await pickOptimizer(config.method.optimizer);
+  const optimizer = await pickOptimizer(config.method.optimizer, `New Experiment (5/${NEW_STEPS}): optimizer`);
   if (!optimizer) return undefined;
   config.method.optimizer = optimizer;
+  // The learning rate, steps and batch size: the catalogue's default rate is shown (schema/methods.json);
+  // a fair comparison searches its own rates (docs/comparisons.md), this one is for single runs.
+  const [lo, hi] = lrSearchRange(optimizer);
+  const lr = await askNumber({
+    title: `New Experiment (6/${NEW_STEPS}): learning rate`,
+    prompt: `${optimizer}'s default is ${defaultLr(optimizer)} (the paper's value for Llama-3-8B where published); a fair comparison searches ${lo}–${hi} itself`,
+    value: defaultLr(optimizer),
+    check: (v) => (v > 0 && Number.isFinite(v) ? undefined : 'a positive number, e.g. 2e-4'),
+  });
+  if (lr === undefined) return undefined;
+  config.method.lr = lr;
+  const steps = await askNumber({
+    title: `New Experiment (7/${NEW_STEPS}): training steps`,
+    prompt: 'Optimizer steps of one run',
+    value: config.train.steps,
+    check: (v) => (Number.isInteger(v) && v >= 1 ? undefined : 'a positive integer'),
+  });
+  if (steps === undefined) return undefined;
+  config.train.steps = steps;
+  const batch = await askNumber({
+    title: `New Experiment (8/${NEW_STEPS}): batch size`,
+    prompt: 'Examples per micro-batch (train.batch_size; under torchrun the global batch)',
+    value: withDefaults(config).train.batch_size ?? 8,
+    check: (v) => (Number.isInteger(v) && v >= 1 ? undefined : 'a positive integer'),
+  });
+  if (batch === undefined) return undefined;
+  config.train.batch_size = batch;
   try {
     checkConfig(config, uri.fsPath);
   } catch (err) {
