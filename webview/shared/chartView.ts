@@ -65,6 +65,9 @@ export interface Theme {
 }
 
 /** Reads the theme from the CSS variables VS Code sets on the webview's root. */
+/** A tooltip in the editor's colours (every chart of the webviews shares it). */
+export const themedTooltip = (t: Theme) => ({ backgroundColor: t.background, titleColor: t.foreground, bodyColor: t.foreground, footerColor: t.muted, borderColor: t.grid, borderWidth: 1 });
+
 export function readTheme(): Theme {
   const css = getComputedStyle(document.documentElement);
   const v = (name: string, fallback: string) => css.getPropertyValue(name).trim() || fallback;
@@ -183,12 +186,7 @@ export class LineChart {
       plugins: {
         legend: { display: false },
         tooltip: {
-          backgroundColor: t.background,
-          titleColor: t.foreground,
-          bodyColor: t.foreground,
-          footerColor: t.muted,
-          borderColor: t.grid,
-          borderWidth: 1,
+          ...themedTooltip(t),
           // A band's edges are told in its mean's line.
           filter: (item) => {
             const d = this.drawn[item.datasetIndex];

@@ -5,7 +5,7 @@
 import { Chart, type ChartDataset, LinearScale, LineController, LineElement, LogarithmicScale, PointElement, Tooltip } from 'chart.js';
 import type { SensitivityView } from '../../src/shared/messages';
 import { formatNumber, withAlpha } from './chartModel';
-import { readTheme } from './chartView';
+import { readTheme, themedTooltip } from './chartView';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, LogarithmicScale, Tooltip);
 
@@ -153,11 +153,7 @@ export class SensitivityChart {
       plugins: {
         legend: { display: false },
         tooltip: {
-          backgroundColor: t.background,
-          titleColor: t.foreground,
-          bodyColor: t.foreground,
-          borderColor: t.grid,
-          borderWidth: 1,
+          ...themedTooltip(t),
           callbacks: {
             title: (items) => (items[0] ? `lr ${formatLr(items[0].parsed.x ?? NaN)}` : ''),
             label: (item) => {
