@@ -5,7 +5,7 @@
 //
 // Each method's search and replicates form one chain (a rung waits for the rung before it); the chains of
 // all methods run side by side and the engine's queue decides how many workers run at once.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MethodPreset } from './compare';
 import type { RunConfig } from './config';
@@ -96,10 +96,32 @@ const now = (): number => Date.now() / 1000;
  * An experiment's comparison.json, checked against its schema (a run folder is data anyone can write):
  * `absent`, `ok` with the record, or `damaged` with the reason.
  */
-export function readComparisonRecord(experimentDir: string): { kind: 'absent' } | { kind: 'ok'; record: ComparisonRecord } | { kind: 'damaged'; reason: string } {
+export function readComparisonRecord(experimentDir: string): ComparisonRead {
+  const path = join(experimentDir, COMPARISON_FILE);
+  // The tree and the tab ask on every run event: the file is parsed and checked once per version of it
+  // (it is only ever replaced by an atomic rename, which gives it a new inode).
+  let stamp: string;
+  try {
+    const st = statSync(path);
+    stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
+    return { kind: 'damaged', reason: `${COMPARISON_FILE} cannot be read: ${(err as Error).message}` };
+  }
+  const hit = recordCache.get(path);
+  if (hit?.stamp === stamp) return hit.read;
+  const read = parseComparisonRecord(path);
+  recordCache.set(path, { stamp, read });
+  return read;
+}
+
+type ComparisonRead = { kind: 'absent' } | { kind: 'ok'; record: ComparisonRecord } | { kind: 'damaged'; reason: string };
+const recordCache = new Map<string, { stamp: string; read: ComparisonRead }>();
+
+function parseComparisonRecord(path: string): ComparisonRead {
   let text: string;
   try {
-    text = readFileSync(join(experimentDir, COMPARISON_FILE), 'utf8');
+    text = readFileSync(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'absent' };
     return { kind: 'damaged', reason: `${COMPARISON_FILE} cannot be read: ${(err as Error).message}` };
