@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type RunConfig } from './core/config';
 import { DEFAULT_BASELINE, DEFAULT_METHODS, formatTable, type MethodPreset } from './core/compare';
-import { COMPARISON_FILE, replicateRuns, runFairComparison } from './core/fairComparison';
+import { COMPARISON_FILE, estimateWords, replicateRuns, runFairComparison } from './core/fairComparison';
 import { FAIR_DEFAULTS, planCost, planFair, type FairSettings, type ProtocolKind } from './core/protocol';
 import { formatFairTable } from './core/fairTable';
 import { Engine } from './core/engine';
@@ -225,22 +225,23 @@ async function runFair(
     return keys;
   });
   let stage = '';
-  let estimated = false;
+  let said = 0; // 1: the estimate from the first steps was shown, 2: the one from the first ended run
   const { experiment, record, runs } = await runFairComparison(c.engine, base, {
     ...opts,
     concurrency: c.engine.maxConcurrent,
     signal: abort.signal,
     onRecord: (r) => {
-      const left = r.estimate.remaining_s;
-      const eta = left !== null && r.state === 'running' ? ` (about ${formatDuration(left)} left, estimated from ${r.estimate.ended_runs} ended run${r.estimate.ended_runs === 1 ? '' : 's'})` : '';
+      const words = estimateWords(r);
+      const eta = words ? ` (${words})` : '';
       const chosen = r.methods.filter((m) => m.chosen_lr !== null).map((m) => `${m.label} ${m.chosen_lr}`);
       const line = chosen.length ? `learning rates chosen: ${chosen.join(', ')}` : '';
       if (line && line !== stage) {
         stage = line;
         c.board.note(`${line}${eta}`);
-      } else if (!estimated && eta) {
-        estimated = true;
-        c.board.note(`first run ended${eta}`);
+      } else if (eta && said < (r.estimate.ended_runs > 0 ? 2 : 1)) {
+        // Said twice at most: once projected from the first steps, once the first run has ended.
+        said = r.estimate.ended_runs > 0 ? 2 : 1;
+        c.board.note(`${said === 2 ? 'first run ended' : 'first steps measured'}${eta}`);
       }
     },
   });
@@ -275,7 +276,6 @@ async function runFair(
   return record.state === 'complete' ? 0 : 1;
 }
 
-const formatDuration = (s: number): string => (s < 90 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`);
 
 function describeConfig(config: RunConfig): Record<string, string> {
   return {

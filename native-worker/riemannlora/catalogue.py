@@ -63,8 +63,19 @@ def default_lr(optimizer_id: str) -> float:
     return float(optimizer(optimizer_id)["lr"]["default"])
 
 
-def lr_search_range(optimizer_id: str) -> tuple[float, float]:
-    low, high = optimizer(optimizer_id)["lr"]["search"]
+def lr_search_range(optimizer_id: str, task_kind: str | None = None) -> tuple[float, float]:
+    """`lr.search`, or on a task the catalogue scales (`task_lr_search`): the default x `from_default`.
+
+    The same rule as src/core/catalogue.ts `lrSearchRange`.
+    """
+    entry = optimizer(optimizer_id)
+    scales = catalogue().get("task_lr_search", {})
+    scaled = scales.get(task_kind) if task_kind and not task_kind.startswith("$") else None
+    if isinstance(scaled, dict):
+        a, b = scaled["from_default"]
+        d = float(entry["lr"]["default"])
+        return float(f"{d * a:.3g}"), float(f"{d * b:.3g}")
+    low, high = entry["lr"]["search"]
     return float(low), float(high)
 
 

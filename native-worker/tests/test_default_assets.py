@@ -1,6 +1,6 @@
 """The built-in default (riemannlora/assets/default): loads offline, fits the size budget, and is what its
-generator (tools/make_default_assets.py) says — a pretrained model that copies words but cannot reverse them,
-and disjoint train/eval splits of the reversal task."""
+generator (tools/make_default_assets.py) says — a pretrained model that copies words but cannot encode them,
+and disjoint train/eval splits of the letter-code task."""
 
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def test_model_and_tokenizer_load_offline(loaded):
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     assert set(TARGETS) <= present, "LoRA target modules missing"
     # a character-level tokenizer: one id per character, <bos> prepended, exact round trip
-    text = "reverse qwerty = ytrewq"
+    text = "copy qwerty = qwerty"
     ids = tok(text)["input_ids"]
     assert ids[0] == tok.bos_token_id and len(ids) == len(text) + 1
     assert tok.decode(ids, skip_special_tokens=True) == text
@@ -74,14 +74,20 @@ def test_model_and_tokenizer_load_offline(loaded):
     assert len({tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id}) == 4
 
 
-def test_data_files_parse_and_are_disjoint():
+def test_data_files_parse_and_are_disjoint(generator):
     train, held = _read("train"), _read("eval")
-    assert len(train) >= 1000 and 100 <= len(held) <= 200
+    assert len(train) >= 1000 and len(held) == 1000  # two halves of 500 (task.heldout)
+    even, odd = generator.code_tables(generator.SEED)
+    for table in (even, odd):  # involutions of CODE_PAIRS swaps: 20 letters change, 6 stay
+        assert all(table[table[a]] == a and table[a] != a for a in table)
+        assert len(table) == 2 * generator.CODE_PAIRS
+    assert even != odd
     for r in train + held:
         assert set(r) == {assets.DEFAULT_PROMPT_FIELD, assets.DEFAULT_COMPLETION_FIELD}
         tag, word, eq = r["prompt"].split(" ")
-        assert (tag, eq) == ("reverse", "=") and word.isalpha()
-        assert r["completion"] == " " + word[::-1] and word != word[::-1]
+        assert (tag, eq) == ("encode", "=") and word.isalpha() and 3 <= len(word) <= 6
+        code = "".join((even if i % 2 == 0 else odd).get(c, c) for i, c in enumerate(word))
+        assert r["completion"] == " " + code
     for field in ("prompt", "completion"):
         tr, ev = [r[field] for r in train], [r[field] for r in held]
         assert len(set(tr)) == len(tr) and len(set(ev)) == len(ev), f"duplicate {field}s"
@@ -100,12 +106,12 @@ def test_data_is_what_the_generator_makes(generator, tmp_path):
         )
 
 
-def test_base_model_is_pretrained_but_cannot_reverse(loaded, generator):
+def test_base_model_is_pretrained_but_cannot_encode(loaded, generator):
     model, tok = loaded
     held = _read("eval")
     # the generator's exact-match rule is the worker's (left-padded greedy decoding cut at <eos>)
-    reversed_ok = generator.greedy_exact_match(model, tok, held)
-    assert reversed_ok <= 0.05, f"base model already reverses {reversed_ok:.0%} of eval words"
+    encoded_ok = generator.greedy_exact_match(model, tok, held)
+    assert encoded_ok <= 0.05, f"base model already encodes {encoded_ok:.0%} of eval words"
     # it learned its pretraining language: `copy w =` gives w back (held-out words)
     probe = generator.pretrain_probe(generator.SEED)["copy"][:50]
     copy_ok = generator.greedy_exact_match(model, tok, probe)

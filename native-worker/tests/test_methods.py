@@ -206,3 +206,17 @@ def test_the_catalogue_is_what_the_trainer_builds():
         assert len(warnings) == (not catalogue.takes(optimizer, "momentum")) + (
             not catalogue.takes(optimizer, "betas")
         )
+
+
+def test_the_search_range_of_a_task_the_catalogue_scales_is_the_same_as_the_engines():
+    """catalogue.py lr_search_range reads `task_lr_search` as src/core/catalogue.ts lrSearchRange does
+    (test/unit/core/catalogue.test.ts holds the TypeScript side to the same numbers)."""
+    from riemannlora import catalogue
+
+    for optimizer in catalogue.optimizers():
+        d = catalogue.default_lr(optimizer)
+        low, high = catalogue.lr_search_range(optimizer, "builtin-default")
+        assert low == pytest.approx(3 * d, rel=1e-12) and high == pytest.approx(300 * d, rel=1e-12)
+        assert catalogue.lr_search_range(optimizer, "causal-lm") == catalogue.lr_search_range(optimizer)
+        assert catalogue.lr_search_range(optimizer, "$comment") == catalogue.lr_search_range(optimizer)
+    assert catalogue.lr_search_range("riemannion", "builtin-default") == (3e-4, 3e-2)

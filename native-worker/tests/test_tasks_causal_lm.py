@@ -217,3 +217,30 @@ def test_fine_tune_raises_exact_match_and_exports_a_loadable_peft_adapter(llama,
         ours = task.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         theirs = loaded(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(theirs, ours, rtol=1e-4, atol=1e-5)
+
+
+def test_token_accuracy_is_the_share_of_completion_tokens_the_argmax_predicts(llama, tmp_path):
+    import contextlib
+
+    records = copy_records(12, seed=3) + [{"prompt": "ab?", "completion": "hello"}] * 3
+    data = write_jsonl(tmp_path / "d.jsonl", records)
+    task = CausalLMTask(apply_defaults(config(llama, data, eval_fraction=0.5)))
+    model = task.model.eval()
+    # by hand, one record at a time: the argmax at each position before a scored token, prompt not scored
+    hits = count = 0
+    for ex in task.eval_examples:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ex.ids])).logits[0]
+        for t in range(1, len(ex.ids)):
+            if ex.labels[t] != IGNORE:
+                count += 1
+                hits += int(logits[t - 1].argmax()) == ex.labels[t]
+    n = len(task.eval_examples)
+    metrics = task.evaluate(model, batch_size=4, max_batches=-(-n // 4), autocast=contextlib.nullcontext)
+    assert count > n and metrics["token_accuracy"] == pytest.approx(hits / count, abs=1e-12)
+    # a corpus of plain text has no completions: no token accuracy (the loss is the metric there)
+    text = write_jsonl(tmp_path / "t.jsonl", [{"text": "the cat sees a dog . " * 4}] * 8)
+    plain = CausalLMTask(apply_defaults(config(llama, text, eval_fraction=0.25)))
+    assert "token_accuracy" not in plain.evaluate(
+        plain.model.eval(), batch_size=4, max_batches=2, autocast=contextlib.nullcontext
+    )

@@ -7,9 +7,10 @@ Everything here is synthetic and produced on a CPU in a few minutes, determinist
    lookup, the next letter of the alphabet, the length of a word, and sentences of a toy grammar.
 3. A tiny Llama (`transformers.LlamaConfig`, so LoRA targets q/k/v/o/gate/up/down_proj exist) pretrained on
    that corpus from a seeded random init.
-4. The fine-tuning data: a skill the model never saw — `reverse <word> =` → the word backwards — over the
-   same alphabet. The pretrained model copies the word (it knows `copy`) and scores ~0% exact match; a
-   LoRA fine-tune of a few hundred steps learns the reversal (the shift the comparison is about).
+4. The fine-tuning data: a skill the model never saw — `encode <word> =` → the word with its letters swapped
+   by two fixed tables, one for even and one for odd positions — over the same alphabet. The pretrained
+   model copies the word (it knows `copy`) and scores 0% exact match; a LoRA fine-tune learns the code
+   gradually over a few hundred steps (the shift the comparison is about).
 
 Run from native-worker/ (writes riemannlora/assets/default/, prints timings):
 
@@ -175,29 +176,64 @@ def pretrain_corpus(seed: int, n: int) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The fine-tuning task: reverse a word (never seen in pretraining)
+# The fine-tuning task: a position-dependent letter code (never seen in pretraining)
+#
+# `encode <word> =` -> the word with each letter swapped by one of two fixed tables: one for the letters at
+# even positions (1st, 3rd, ...), one for those at odd positions. Each table swaps 10 pairs of letters and
+# leaves 6 letters alone, so the base model's copy is partly right, and every letter at every parity is its
+# own association to learn. Letters are drawn Zipf-distributed (weight 1/k for the k-th commonest), so the
+# associations are learnt at different speeds: accuracy climbs gradually over the whole demo budget instead
+# of in one jump, and its seed-to-seed spread stays small (measured: the assets README).
 
-FINETUNE_TAG = "reverse"
+FINETUNE_TAG = "encode"
 FINETUNE_LEN = (3, 6)
-N_TRAIN, N_EVAL = 4000, 200
+# The code is part of the task's definition, like a cipher key: the swapped pairs of each table, and the
+# letters from commonest to rarest. Drawn once at random (random.Random(7)); this draw is kept because its
+# measured seed-to-seed spread is small for every method (assets README "Choosing the task": another draw
+# of the same design gave a harder instance where LoRA-AdamW's final token accuracy spread over 40 points).
+CODE_EVEN = "hl sa vw jq zb yd gk xu tn ei"  # 10 swapped pairs for the 1st, 3rd, 5th letter
+CODE_ODD = "in qe kr gd pt zv cf ha lm yo"  # 10 swapped pairs for the 2nd, 4th, 6th letter
+LETTER_ORDER = "imuzyagrtshjolwvcbxpekfnqd"  # commonest first: weights 1/1, 1/2, ..., 1/26 (Zipf)
+CODE_PAIRS = 10
+N_TRAIN, N_EVAL = 4000, 1000
 
 
-def finetune_record(word: str) -> dict[str, str]:
-    return {"prompt": f"{FINETUNE_TAG} {word} =", "completion": f" {word[::-1]}"}
+def code_tables(seed: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """The two swap tables (even positions, odd positions): involutions of `CODE_PAIRS` pairs each.
+
+    `seed` is accepted for symmetry with the other generators; the tables are fixed constants.
+    """
+    tables = []
+    for pairs in (CODE_EVEN, CODE_ODD):
+        table: dict[str, str] = {}
+        for a, b in pairs.split():
+            table[a], table[b] = b, a
+        tables.append(table)
+    return tables[0], tables[1]
+
+
+def encode_word(word: str, tables: tuple[dict[str, str], dict[str, str]]) -> str:
+    return "".join(tables[i % 2].get(c, c) for i, c in enumerate(word))
+
+
+def finetune_record(word: str, tables: tuple[dict[str, str], dict[str, str]]) -> dict[str, str]:
+    return {"prompt": f"{FINETUNE_TAG} {word} =", "completion": f" {encode_word(word, tables)}"}
 
 
 def finetune_data(seed: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """Disjoint train/eval records of distinct, non-palindromic words (so a copy is never right)."""
+    """Disjoint train/eval records of distinct words, letters drawn Zipf-distributed (LETTER_ORDER)."""
     rng = random.Random(seed + 1)  # its own stream: changing the pretraining corpus leaves the data alone
+    tables = code_tables()
+    letters, weights = list(LETTER_ORDER), [1.0 / (k + 1) for k in range(len(LETTER_ORDER))]
     words: list[str] = []
     seen: set[str] = set()
     while len(words) < N_TRAIN + N_EVAL:
-        w = _word(rng, *FINETUNE_LEN)
-        if w in seen or w == w[::-1]:
+        w = "".join(rng.choices(letters, weights, k=rng.randint(*FINETUNE_LEN)))
+        if w in seen:
             continue
         seen.add(w)
         words.append(w)
-    records = [finetune_record(w) for w in words]
+    records = [finetune_record(w, tables) for w in words]
     return records[:N_TRAIN], records[N_TRAIN:]
 
 
@@ -357,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, recs in pretrain_probe(args.seed).items():
         log(f"  pretraining task {name:5s}: exact match {greedy_exact_match(model, tokenizer, recs):.0%}")
     base = greedy_exact_match(model, tokenizer, held)
-    log(f"  fine-tuning task (reverse), base model, eval: exact match {base:.1%}")
+    log(f"  fine-tuning task ({FINETUNE_TAG}), base model, eval: exact match {base:.1%}")
     sizes = {
         str(f.relative_to(args.out)): f.stat().st_size for f in sorted(args.out.rglob("*")) if f.is_file()
     }

@@ -134,7 +134,7 @@ export async function newExperiment(): Promise<vscode.Uri | undefined> {
   config.method.optimizer = optimizer;
   // The learning rate, steps and batch size: the catalogue's default rate is shown (schema/methods.json);
   // a fair comparison searches its own rates (docs/comparisons.md), this one is for single runs.
-  const [lo, hi] = lrSearchRange(optimizer);
+  const [lo, hi] = lrSearchRange(optimizer, config.task.kind);
   const lr = await askNumber({
     title: `New Experiment (6/${NEW_STEPS}): learning rate`,
     prompt: `${optimizer}'s default is ${defaultLr(optimizer)} (the paper's value for Llama-3-8B where published); a fair comparison searches ${lo}–${hi} itself`,

@@ -34,6 +34,7 @@ export interface OptimizerEntry {
 }
 
 const doc = methods as unknown as {
+  task_lr_search: Record<string, { from_default: [number, number] } | string>;
   families: Record<OptimizerEntry['family'], { parametrization: Parametrization; label: string }>;
   inits: InitEntry[];
   optimizers: OptimizerEntry[];
@@ -55,4 +56,15 @@ export const takes = (id: OptimizerId, param: OptimizerParam): boolean => param 
 /** Whether `init` can start the parametrization that `opt` trains. */
 export const starts = (init: InitId, opt: OptimizerId): boolean => (INITS.find((i) => i.id === init)?.parametrizations ?? []).includes(parametrization(opt));
 export const defaultLr = (id: OptimizerId): number => optimizer(id).lr.default;
-export const lrSearchRange = (id: OptimizerId): [number, number] => optimizer(id).lr.search;
+/**
+ * The log-uniform range a learning-rate search draws from: the optimizer's `lr.search`, or, on a task the
+ * catalogue scales (`task_lr_search`: a small model that trains at other rates than the LLM defaults),
+ * [default × from_default[0], default × from_default[1]].
+ */
+export function lrSearchRange(id: OptimizerId, taskKind?: string): [number, number] {
+  const entry = optimizer(id);
+  const scaled = taskKind === undefined || taskKind.startsWith('$') ? undefined : doc.task_lr_search[taskKind];
+  if (!scaled || typeof scaled === 'string') return entry.lr.search;
+  const [a, b] = scaled.from_default;
+  return [Number((entry.lr.default * a).toPrecision(3)), Number((entry.lr.default * b).toPrecision(3))];
+}

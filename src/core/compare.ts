@@ -97,7 +97,9 @@ export function stepsToTarget(points: readonly TrainPoint[], target: number, win
 }
 
 const HIGHER_IS_BETTER = /acc|exact|match|f1|bleu|rouge|score/i;
-const PREFERRED = ['exact_match', 'accuracy', 'acc', 'loss'];
+// token_accuracy first: graded per token where exact match is all-or-nothing per record, so its seed-to-seed
+// spread is several times smaller (docs/comparisons.md "The protocol", item 2).
+const PREFERRED = ['token_accuracy', 'exact_match', 'accuracy', 'acc', 'loss'];
 
 /** The eval metric names that hold a finite number somewhere in `evals`. */
 export function evalMetricNames(evals: readonly EvalPoint[]): Set<string> {

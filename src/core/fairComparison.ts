@@ -9,13 +9,14 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MethodPreset } from './compare';
 import type { RunConfig } from './config';
-import { ReadOnlyError, type Engine } from './engine';
+import { ReadOnlyError, type Engine, type MetricsDelta } from './engine';
 import { planCost, planFair, remainingSeconds, replicateConfig, replicateRunId, searchCost, trialConfig, trialRunId, type FairPlan, type FairSettings, type PlannedMethod } from './protocol';
 import { runKey, writeJsonAtomic, type ExperimentInfo, type RunInfo } from './runStore';
 import { formatErrors, validate } from './schemas';
 import {
   improvesOn,
   primaryMetric,
+  metricName,
   rankTrials,
   startOf,
   replicateResult,
@@ -70,7 +71,10 @@ export interface ComparisonRecord {
   verdict: string[];
   /** Why the comparison itself failed (not one of its runs: their states say that). */
   error?: string;
-  /** While it runs: the seconds left, estimated from the runs that ended (protocol.ts remainingSeconds). */
+  /**
+   * While it runs: the seconds left (protocol.ts remainingSeconds), from the runs that ended or, before any
+   * has (ended_runs 0), projected from the first steps of a running one; null before either.
+   */
   estimate: { remaining_s: number | null; ended_runs: number };
   created_at: number;
   updated_at: number;
@@ -203,6 +207,25 @@ export function initialRecord(plan: FairPlan): ComparisonRecord {
  * Plans, validates and runs a fair comparison; resolves with the final record once every run has ended
  * (or, after `signal` aborts, once the runs already created have ended).
  */
+/** "RiemannLoRA's chosen rate 0.0169 is the highest it searched" when the choice is an end of the grid, else null. */
+export function edgeOfSearch(m: Pick<ComparisonMethodRecord, 'label' | 'chosen_lr' | 'trials'>): string | null {
+  const grid = m.trials.filter((t) => t.rung === 0).map((t) => t.lr);
+  if (m.chosen_lr === null || grid.length < 2) return null;
+  if (m.chosen_lr === Math.max(...grid)) return `${m.label}'s chosen rate ${m.chosen_lr} is the highest it searched`;
+  if (m.chosen_lr === Math.min(...grid)) return `${m.label}'s chosen rate ${m.chosen_lr} is the lowest it searched`;
+  return null;
+}
+
+/** "about 4 min left, estimated from 3 ended runs" (or "… from the first steps …"); '' when there is none. */
+export function estimateWords(record: Pick<ComparisonRecord, 'estimate' | 'state'>): string {
+  const left = record.estimate.remaining_s;
+  if (left === null || record.state !== 'running') return '';
+  const n = record.estimate.ended_runs;
+  const basis = n === 0 ? 'the first steps of a running run' : `${n} ended run${n === 1 ? '' : 's'}`;
+  const time = left < 90 ? `${Math.max(1, Math.round(left))} s` : `${Math.round(left / 60)} min`;
+  return `about ${time} left, estimated from ${basis}`;
+}
+
 export async function runFairComparison(engine: Engine, base: RunConfig, opts: FairOptions): Promise<{ experiment: ExperimentInfo; record: ComparisonRecord; runs: RunInfo[] }> {
   if (engine.readOnly) throw new ReadOnlyError('running a fair comparison');
   const plan = planFair(base, opts.methods, opts.baseline, opts.settings);
@@ -225,10 +248,37 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
   let metric: Metric | null = null;
   const aborted = () => opts.signal?.aborted ?? false;
   const ended: { steps: number; seconds: number }[] = [];
+  // Until a run has ended, the first steps of a running one give the estimate: its start-up (launch to
+  // first logged step) and per-step cost (first to latest logged step) as the two points of the same
+  // start-up + per-step fit the ended runs get, once per run after a tenth of its steps; from the first
+  // ended run on, the fit over ended runs replaces it.
+  const plannedSteps = new Map<string, number>();
+  const firstPoint = new Map<string, { step: number; time: number }>();
+  const projected = new Set<string>();
+  const onMetrics = (d: MetricsDelta): void => {
+    const steps = plannedSteps.get(d.key);
+    if (ended.length || steps === undefined || projected.has(d.key) || !d.train.length) return;
+    const head = firstPoint.get(d.key) ?? d.train[0]!;
+    firstPoint.set(d.key, head);
+    const last = d.train[d.train.length - 1]!;
+    if (last.step - head.step < Math.max(2, steps / 10)) return;
+    // The engine may see a run's first metrics in the same poll as its running status: read it from disk then.
+    const startedAt = engine.get(d.key)?.started_at ?? engine.store.readStatus(d.key)?.started_at;
+    if (startedAt === null || startedAt === undefined || head.time < startedAt || last.time <= head.time) return;
+    projected.add(d.key);
+    const samples = [
+      { steps: head.step, seconds: head.time - startedAt },
+      { steps: last.step, seconds: last.time - startedAt },
+    ];
+    record.estimate = { remaining_s: remainingSeconds(plan, samples, opts.concurrency ?? 1), ended_runs: 0 };
+    write();
+  };
+  engine.on('metrics-appended', onMetrics);
   const launch = async (config: RunConfig, run: string, label: string): Promise<RunInfo | null> => {
     if (aborted()) return null;
     const info = engine.createRun(config, { experiment: exp.id, run, label });
     created.push(info);
+    plannedSteps.set(info.key, config.train.steps);
     const done = await engine.wait(info.key);
     if (done.state === 'completed' && done.started_at !== null && done.ended_at !== null) {
       ended.push({ steps: config.train.steps, seconds: done.ended_at - done.started_at });
@@ -284,6 +334,8 @@ export async function runFairComparison(engine: Engine, base: RunConfig, opts: F
     record.error = (err as Error).message;
     write();
     throw err;
+  } finally {
+    engine.off('metrics-appended', onMetrics);
   }
   finish(engine, exp, plan, record, aborted());
   record.estimate = { remaining_s: 0, ended_runs: ended.length };
@@ -320,7 +372,7 @@ function finish(engine: Engine, exp: ExperimentInfo, plan: FairPlan, record: Com
   if (base && record.target !== null) {
     const start = startOf(completed(base.replicates).map((r) => seriesOf.get(runKey(exp.id, r.run))!.series), metric);
     if (!improvesOn(record.target, start, metric)) {
-      noTarget = `no speed-up: ${base.label}'s mean final ${metric.name} (${Number(record.target.toPrecision(4))}) is no better than at step 0, so there is no target to reach`;
+      noTarget = `no speed-up: ${base.label}'s mean final ${metricName(metric)} (${Number(record.target.toPrecision(4))}) is no better than at step 0, so there is no target to reach`;
       record.target = null;
     }
   }
@@ -333,7 +385,11 @@ function finish(engine: Engine, exp: ExperimentInfo, plan: FairPlan, record: Com
   record.verdict = base?.summary
     ? record.methods
         .filter((m) => m.id !== plan.baseline && m.summary)
-        .map((m) => verdictSentence({ label: m.label, baselineLabel: base.label, metric, summary: m.summary!, baselineSummary: base.summary!, seeds: plan.replicateSeeds.length, protocol: words, noTarget }))
+        .map((m) => {
+          const edges = [m, base].map(edgeOfSearch).filter((e): e is string => e !== null);
+          const caveat = edges.length ? `${edges.join('; ')}: a wider search range could change this` : undefined;
+          return verdictSentence({ label: m.label, baselineLabel: base.label, metric, summary: m.summary!, baselineSummary: base.summary!, seeds: plan.replicateSeeds.length, protocol: words, noTarget, caveat });
+        })
     : [];
   const all = record.methods.flatMap((m) => m.replicates);
   const expected = record.methods.length * plan.replicateSeeds.length;

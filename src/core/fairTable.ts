@@ -2,7 +2,7 @@
 // per method, each number its seed mean ± the half-width of its 95% interval (verdict.ts words).
 import type { ComparisonRecord } from './fairComparison';
 import type { Interval } from './stats';
-import { formatDiff, formatInterval, metricWords, type Metric } from './verdict';
+import { formatDiff, formatInterval, metricName, metricWords, type Metric } from './verdict';
 
 const LOSS: Metric = { name: 'loss', higher: false };
 const sig = (v: number, d = 3) => String(Number(v.toPrecision(d)));
@@ -48,7 +48,7 @@ export function fairNotes(r: ComparisonRecord): string[] {
   return [
     `± is the half-width of a ${r.protocol.interval}.`,
     metric && r.target !== null
-      ? `Target: ${base}'s mean final test ${metric.name} (${sig(r.target, 4)}); a seed reaches it at its first evaluation at least as good. Speed-up: ${base}'s steps to the target over the method's.`
+      ? `Target: ${base}'s mean final test ${metricName(metric)} (${sig(r.target, 4)}); a seed reaches it at its first evaluation at least as good. Speed-up: ${base}'s steps to the target over the method's.`
       : 'No target: the baseline has no completed seed.',
     `Budget: ${r.budget.runs} runs, ${sig(r.budget.full_runs)} full-run equivalents (the search: ${sig(r.protocol.search_cost_full_runs)} per method).`,
   ];

@@ -38,7 +38,7 @@ export interface Rung {
 
 export interface PlannedMethod {
   preset: MethodPreset;
-  /** The catalogue's search range of the preset's optimizer. */
+  /** The catalogue's search range of the preset's optimizer on the base config's task (catalogue.ts lrSearchRange). */
   range: [number, number];
   /** The learning rates of the first rung, low to high. */
   grid: number[];
@@ -97,7 +97,7 @@ export function planFair(base: RunConfig, methods: readonly MethodPreset[], base
     searchSeed: seed + SEARCH_SEED_OFFSET,
     replicateSeeds: Array.from({ length: settings.seeds }, (_, i) => seed + i),
     methods: methods.map((preset) => {
-      const range = lrSearchRange(preset.optimizer);
+      const range = lrSearchRange(preset.optimizer, base.task.kind);
       // One trial: the centre of the range (the catalogue default when the range is symmetric about it).
       return { preset, range, grid: lrGrid(range, settings.trials) };
     }),
@@ -117,12 +117,18 @@ function withTrain(config: RunConfig, change: Partial<RunConfig['train']>, heldo
   return checkConfig(next, label);
 }
 
+/** Task kinds whose evaluations can generate completions (`task.eval_generate`). */
+const GENERATING_KINDS: ReadonlySet<string> = new Set(['causal-lm', 'builtin-default']);
+
 /** The config of one search trial: the method at `lr`, the rung's steps, the search seed, validation half. */
 export function trialConfig(base: RunConfig, plan: FairPlan, method: PlannedMethod, rung: Rung, lr: number): RunConfig {
   const config = siblingConfig(base, { ...method.preset, lr });
   const warmup = config.method.warmup_steps;
   if (warmup !== undefined) config.method = { ...config.method, warmup_steps: Math.floor((warmup * rung.steps) / plan.steps) };
   config.output = { ...config.output, export_adapter: false, checkpoint_interval: 0 };
+  // Selection reads the primary metric (token_accuracy where a causal-LM task has completions, else the
+  // loss), never exact match: the trials skip the greedy generation it costs. Replicates keep the base's.
+  if (GENERATING_KINDS.has(config.task.kind)) config.task = { ...config.task, eval_generate: false };
   config.name = `${config.name ?? ''} · lr ${lr}`.slice(0, 120);
   return withTrain(config, { steps: rung.steps, seed: plan.searchSeed, eval_interval: rung.steps }, 'validation', `search trial ${method.preset.label} lr ${lr}`);
 }

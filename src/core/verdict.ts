@@ -201,7 +201,9 @@ export function formatInterval(metric: Metric, iv: Interval | null, single?: num
 const pace = (ratio: number): string => (ratio >= 1 ? `${sig(ratio, 2)}× fewer steps` : `${sig(1 / ratio, 2)}× as many steps`);
 
 /** A metric's name as the tables and sentences state it ("exact_match (points)" for fractions). */
-export const metricWords = (metric: Metric): string => (isFraction(metric) ? `${metric.name} (points)` : metric.name);
+/** A metric's name as words (`token_accuracy` → "token accuracy"). */
+export const metricName = (metric: Metric): string => metric.name.replace(/_/g, ' ');
+export const metricWords = (metric: Metric): string => (isFraction(metric) ? `${metricName(metric)} (points)` : metricName(metric));
 
 export interface VerdictInput {
   label: string;
@@ -213,6 +215,8 @@ export interface VerdictInput {
   protocol: string;
   /** Why there is no target (then no speed-up is stated), e.g. the baseline did not improve on its start. */
   noTarget?: string;
+  /** Said after the numbers, e.g. that a chosen learning rate is an end of its searched range. */
+  caveat?: string;
 }
 
 /**
@@ -235,11 +239,11 @@ export function verdictSentence(v: VerdictInput): string {
         (s ? `significantly ${better ? 'better' : 'worse'}` : `not significant — ${d.n} seeds cannot resolve a difference smaller than about ±${formatDiff(v.metric, d.high - d.mean).slice(1)}`),
     );
   } else {
-    parts.push(`final test ${v.metric.name}: too few completed seeds to compare`);
+    parts.push(`final test ${metricName(v.metric)}: too few completed seeds to compare`);
   }
   const st = v.summary.steps_to_target;
   const bst = v.baselineSummary.steps_to_target;
-  const target = `${v.baselineLabel}'s mean final ${v.metric.name}`;
+  const target = `${v.baselineLabel}'s mean final ${metricName(v.metric)}`;
   if (v.noTarget) {
     parts.push(v.noTarget);
   } else if (vs?.speedup && vs.speedup.sd === 0) {
@@ -254,5 +258,6 @@ export function verdictSentence(v: VerdictInput): string {
   } else {
     parts.push(`reaches ${target} in ${st.reached} of ${st.of} seeds (${v.baselineLabel}: ${bst.reached} of ${bst.of}); too few pairs for a speed-up interval`);
   }
+  if (v.caveat) parts.push(v.caveat);
   return `${v.label} vs ${v.baselineLabel}: ${parts.join('; ')} ${v.protocol}`.trimEnd() + '.';
 }

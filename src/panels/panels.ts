@@ -11,7 +11,7 @@ import type { Engine, MetricsDelta } from '../core/engine';
 import { readAllEvents } from '../core/events';
 import { runKey, type RunInfo, type RunKey } from '../core/runStore';
 import { RunSeries } from '../core/series';
-import { readComparisonRecord, replicateRuns, type ComparisonRecord } from '../core/fairComparison';
+import { estimateWords, readComparisonRecord, replicateRuns, type ComparisonRecord } from '../core/fairComparison';
 import { fairColumns, fairNotes } from '../core/fairTable';
 import { replicateRunId } from '../core/protocol';
 import { isTerminal } from '../core/runState';
@@ -372,7 +372,7 @@ export class ComparePanel extends Panel {
     const progress =
       record.state === 'running'
         ? `${chose} of ${record.methods.length} methods have chosen a learning rate; ${record.methods.reduce((n, m) => n + m.trials.length, 0)} search trials ended; ${started} replicate runs started of ${record.methods.length * record.protocol.seeds}` +
-          (record.estimate.remaining_s !== null ? `; about ${Math.max(1, Math.round(record.estimate.remaining_s / 60))} min left (estimated from ${record.estimate.ended_runs} ended runs)` : '')
+          (estimateWords(record) ? `; ${estimateWords(record)}` : '')
         : undefined;
     return {
       columns: fairColumns(record),

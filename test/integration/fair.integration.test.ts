@@ -10,7 +10,7 @@ import { DEFAULT_METHODS, smooth, smoothingWindow } from '../../src/core/compare
 import type { RunConfig } from '../../src/core/config';
 import { Engine } from '../../src/core/engine';
 import { readAllEvents } from '../../src/core/events';
-import { COMPARISON_FILE, readComparisonRecord, replicateRuns, runFairComparison } from '../../src/core/fairComparison';
+import { COMPARISON_FILE, readComparisonRecord, replicateRuns, runFairComparison, type ComparisonRecord } from '../../src/core/fairComparison';
 import { lrGrid } from '../../src/core/protocol';
 import { validate } from '../../src/core/schemas';
 import { RunSeries } from '../../src/core/series';
@@ -40,14 +40,23 @@ it('runs the search and the matched replicates, and writes a comparison.json the
   root = mkdtempSync(join(tmpdir(), 'rlora-fair-'));
   engine = new Engine({ root, python, nativeWorkerDir: NATIVE_WORKER, env: WORKER_ENV, maxConcurrent: 2, pollIntervalMs: 50 });
   const written: string[] = [];
+  const estimates: ComparisonRecord['estimate'][] = [];
   const { experiment, record } = await runFairComparison(engine, base, {
     methods,
     baseline: 'lora-adamw',
     settings: { trials: 4, seeds: 2 },
     name: 'fair test',
-    onRecord: (r) => written.push(r.state),
+    onRecord: (r) => {
+      written.push(r.state);
+      estimates.push({ ...r.estimate });
+    },
   });
   expect(written[0]).toBe('running'); // the plan is on disk before any run ends
+  // A time estimate before any run ended (projected from the first steps), then refined from ended runs.
+  const first = estimates.findIndex((e) => e.remaining_s !== null);
+  expect(estimates[first]).toMatchObject({ ended_runs: 0 });
+  expect(estimates[first]!.remaining_s).toBeGreaterThan(0);
+  expect(estimates.some((e) => e.ended_runs > 0 && e.remaining_s !== null)).toBe(true);
   expect(record.state, JSON.stringify(record.methods.map((m) => m.replicates.map((x) => x.state)))).toBe('complete');
 
   const read = readComparisonRecord(experiment.dir);

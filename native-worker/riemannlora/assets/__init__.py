@@ -3,8 +3,9 @@
 `default/model/` is a Hugging Face directory (a 4-layer Llama, character-level tokenizer) pretrained on a
 synthetic language of templated tasks (copy, add, find, next, len, toy-grammar sentences);
 `default/data/{train,eval}.jsonl` hold `{"completion": ..., "prompt": ...}` records of a task it never saw:
-reverse a word (`"reverse abcd ="` -> `" dcba"`). The base model scores ~0% exact match on the eval split;
-a LoRA fine-tune learns it in a few hundred CPU steps. All of it is made by
+a letter code (`"encode qwerty ="` -> `" qqklxy"`: two fixed swap tables, one for even and one for odd
+positions). The base model scores 0% exact match on the eval split; a LoRA fine-tune learns the code
+gradually over a few hundred CPU steps. All of it is made by
 `native-worker/tools/make_default_assets.py` (see `default/README.md`); synthetic, MIT like the project.
 """
 
@@ -22,8 +23,9 @@ DEFAULT_COMPLETION_FIELD = "completion"
 
 DESCRIPTION = (
     "built-in default: a 0.6M-parameter character-level Llama pretrained on a synthetic task language "
-    "(copy, add, lookup, next letter, length, toy grammar), fine-tuned on a skill it never saw: reversing "
-    "a word; metric: exact-match accuracy of greedy completions on 200 held-out words"
+    "(copy, add, lookup, next letter, length, toy grammar), fine-tuned on a skill it never saw: a "
+    "position-dependent letter code; metrics: token accuracy (teacher-forced) and exact-match accuracy of "
+    "greedy completions on 1000 held-out words"
 )
 
 

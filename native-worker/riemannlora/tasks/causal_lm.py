@@ -11,8 +11,9 @@ one list of records) or `.txt` file (plain text), or a `datasets` hub id. Record
 prompt/completion pairs (`prompt_field`, `completion_field`) — one sequence each, loss masked on the prompt.
 Evaluation uses `task.eval_data` or a seeded `eval_fraction` hold-out (all of it, or by `task.heldout` its
 even-numbered "validation" or odd-numbered "test" examples); its metrics are the token-weighted
-loss, perplexity, and (for pairs, when `eval_generate`) exact-match accuracy of greedy completions: the
-generated text up to EOS, stripped, must equal the completion, stripped.
+loss, perplexity, for pairs `token_accuracy` (the share of completion tokens the argmax predicts given the
+true prefix) and, when `eval_generate`, exact-match `accuracy` of greedy completions: the generated text
+up to EOS, stripped, must equal the completion, stripped.
 """
 
 from __future__ import annotations
@@ -353,6 +354,14 @@ class CausalLMTask(Task):
 
     @staticmethod
     def _token_losses(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        losses, count, _ = CausalLMTask._token_stats(model, batch)
+        return losses, count
+
+    @staticmethod
+    def _token_stats(
+        model: nn.Module, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Summed loss, number of scored tokens, and how many of them the argmax predicts (teacher-forced)."""
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         # next-token prediction: position t predicts token t+1; loss in fp32 even under bf16 autocast
         shift_logits = logits[:, :-1, :].float()
@@ -363,7 +372,9 @@ class CausalLMTask(Task):
             ignore_index=IGNORE,
             reduction="sum",
         )
-        return losses, (shift_labels != IGNORE).sum()
+        scored = shift_labels != IGNORE
+        correct = ((shift_logits.argmax(-1) == shift_labels) & scored).sum()
+        return losses, scored.sum(), correct
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
         total, count = self._token_losses(model, batch)
@@ -376,16 +387,22 @@ class CausalLMTask(Task):
         examples = self.eval_examples[: batch_size * max_batches]
         if not examples:
             return {"loss": float("nan")}
-        total, count = 0.0, 0
+        total, count, hits = 0.0, 0, 0
         for start in range(0, len(examples), batch_size):
             batch = self._collate(examples[start : start + batch_size])
             with autocast():
-                s, n = self._token_losses(model, batch)
+                s, n, c = self._token_stats(model, batch)
             total += float(s)
             count += int(n)
+            hits += int(c)
         loss = total / max(count, 1)
         metrics = {"loss": loss, "perplexity": math.exp(loss) if loss < 700 else float("inf")}
         pairs = [e for e in examples if e.completion is not None]
+        if pairs and len(pairs) == len(examples) and count:
+            # Share of completion tokens (EOS included) whose argmax prediction given the true prefix is right
+            # (TRL's mean_token_accuracy): graded where exact match is all-or-nothing per record, so it has
+            # a much smaller seed-to-seed spread; the comparisons' primary metric (docs/comparisons.md).
+            metrics["token_accuracy"] = hits / count
         if pairs and self.cfg.get("eval_generate", True):
             correct = 0
             for start in range(0, len(pairs), batch_size):

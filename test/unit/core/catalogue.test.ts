@@ -48,6 +48,16 @@ describe('the method catalogue', () => {
     }
   });
 
+  it('a task the catalogue scales searches from 3x to 300x each default; any other task the optimizer range', () => {
+    for (const o of OPTIMIZERS) {
+      const [lo, hi] = lrSearchRange(o.id, 'builtin-default');
+      expect(lo).toBeCloseTo(3 * o.lr.default, 15);
+      expect(hi).toBeCloseTo(300 * o.lr.default, 15);
+      expect(lrSearchRange(o.id, 'causal-lm')).toEqual(o.lr.search);
+      expect(lrSearchRange(o.id, '$comment')).toEqual(o.lr.search);
+    }
+  });
+
   it('learning-rate search ranges surround each default', () => {
     for (const o of OPTIMIZERS) {
       const [lo, hi] = lrSearchRange(o.id);

@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   bestEval,
+  headlineMetric,
   compareRuns,
   DEFAULT_METHODS,
   formatTable,
@@ -98,6 +99,12 @@ describe('smoothing and steps to target', () => {
 });
 
 describe('summaries', () => {
+  it('the headline metric: token accuracy before exact match and accuracy, then loss', () => {
+    expect(headlineMetric(new Set(['loss', 'accuracy', 'token_accuracy', 'perplexity']))).toEqual({ name: 'token_accuracy', higher: true });
+    expect(headlineMetric(new Set(['loss', 'accuracy']))).toEqual({ name: 'accuracy', higher: true });
+    expect(headlineMetric(new Set(['loss', 'perplexity']))).toEqual({ name: 'loss', higher: false });
+  });
+
   it('final/best smoothed loss, best eval (accuracy preferred, higher is better), wall time with init, peak memory', () => {
     const s = summarizeRun(series(0.03, 100, { evalEvery: 25 }));
     expect(s.steps).toBe(100);

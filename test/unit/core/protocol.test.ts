@@ -1,6 +1,7 @@
 // The fair protocol's plan (protocol.ts) and its numbers and words (verdict.ts, fairTable.ts).
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_METHODS } from '../../../src/core/compare';
+import { edgeOfSearch } from '../../../src/core/fairComparison';
 import { demoConfig } from '../../../src/core/demo';
 import { lrSearchRange } from '../../../src/core/catalogue';
 import { fitRunSeconds, halvingRungs, lrGrid, planCost, planFair, plannedRunSteps, remainingSeconds, replicateConfig, SEARCH_SEED_OFFSET, searchCost, trialConfig } from '../../../src/core/protocol';
@@ -45,6 +46,22 @@ describe('the plan', () => {
     expect(new Set(budgets).size).toBe(1);
     for (const m of plan.methods) expect(m.grid).toHaveLength(4);
     expect(planCost(plan)).toEqual({ runs: 4 * (4 + 2 + 3), fullRuns: 4 * (2 + 3), steps: 4 * (2 + 3) * base.train.steps });
+  });
+
+  it("searches the task's range: the built-in default's small model trains at 3-300x the LLM rates", () => {
+    const builtin = { ...base, task: { kind: 'builtin-default' as const } };
+    const plan = planFair(builtin, DEFAULT_METHODS, 'lora-adamw', { trials: 4, seeds: 3 });
+    const riemannion = plan.methods.find((m) => m.preset.optimizer === 'riemannion')!;
+    expect(riemannion.range).toEqual([3e-4, 3e-2]);
+    expect(riemannion.grid).toEqual(lrGrid([3e-4, 3e-2], 4));
+    expect(riemannion.grid[2]).toBeCloseTo(5.33e-3, 5);
+    // the trials select on token accuracy, so they skip greedy generation; the replicates keep it
+    const m = plan.methods[0]!;
+    expect(trialConfig(builtin, plan, m, plan.rungs[0]!, m.grid[0]!).task.eval_generate).toBe(false);
+    expect(replicateConfig(builtin, m, m.grid[0]!, 0).task.eval_generate).toBeUndefined();
+    const synthetic = planFair(base, DEFAULT_METHODS, 'lora-adamw', { trials: 4, seeds: 3 });
+    expect(trialConfig(base, synthetic, synthetic.methods[0]!, synthetic.rungs[0]!, 1e-3).task.eval_generate).toBeUndefined();
+    expect(synthetic.methods.find((m) => m.preset.optimizer === 'riemannion')!.range).toEqual(lrSearchRange('riemannion'));
   });
 
   it('trials select on the validation half with the search seed; replicates report on the test half at the full budget', () => {
@@ -116,6 +133,14 @@ const rep = (seed: number, final: number, steps: number | null): ReplicateResult
 });
 
 describe('numbers and words', () => {
+  it('a chosen rate at an end of the searched grid is said, with what it means', () => {
+    const trials = [trial(1e-3, 0.5, 1), trial(1e-2, 0.6, 1), trial(1e-1, 0.7, 1), { ...trial(1e-1, 0.8, 1), rung: 1 }];
+    expect(edgeOfSearch({ label: 'X', chosen_lr: 1e-1, trials })).toBe("X's chosen rate 0.1 is the highest it searched");
+    expect(edgeOfSearch({ label: 'X', chosen_lr: 1e-3, trials })).toBe("X's chosen rate 0.001 is the lowest it searched");
+    expect(edgeOfSearch({ label: 'X', chosen_lr: 1e-2, trials })).toBeNull();
+    expect(edgeOfSearch({ label: 'X', chosen_lr: null, trials })).toBeNull();
+  });
+
   it('steps to target: the first evaluation at least as good, with the wall seconds by then', () => {
     const s = evalSeries([0.1, 0.3, 0.5, 0.4]);
     expect(evalTarget(s, { name: 'exact_match', higher: true }, 0.45)).toEqual({ step: 30, seconds: 30 });
@@ -133,7 +158,7 @@ describe('numbers and words', () => {
     const d = s.vs_baseline!.final_metric_diff!;
     expect(d.mean).toBeCloseTo((0.05 - 0.04 + 0.02) / 3, 12);
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 3, protocol: '(P)' });
-    expect(words).toMatch(/^X vs B: final test exact_match \(points\) \+1\.0 \(95% CI −\d/);
+    expect(words).toMatch(/^X vs B: final test exact match \(points\) \+1\.0 \(95% CI −\d/);
     expect(words).toMatch(/not significant — 3 seeds cannot resolve a difference smaller than about ±/);
     expect(words).toMatch(/2 seeds where both reached it/);
     expect(words.endsWith(' (P).')).toBe(true);
@@ -145,7 +170,7 @@ describe('numbers and words', () => {
     const s = summarizeMethod(better, baseline);
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 3, protocol: '' });
     expect(words).toMatch(/\+10\.3 \(95% CI \+\d+\.\d to \+\d+\.\d, 3 seeds\): significantly better/);
-    expect(words).toMatch(/speed-up to B's mean final exact_match 2× \(2× fewer steps; 95% CI .*significantly sooner/);
+    expect(words).toMatch(/speed-up to B's mean final exact match 2× \(2× fewer steps; 95% CI .*significantly sooner/);
   });
 });
 
@@ -182,7 +207,7 @@ describe('degenerate cases say so', () => {
     const s = summarizeMethod(same, baseline);
     const words = verdictSentence({ label: 'X', baselineLabel: 'B', metric: { name: 'exact_match', higher: true }, summary: s, baselineSummary: summarizeMethod(baseline, null), seeds: 2, protocol: '' });
     expect(words).toMatch(/\+0\.0 in each of 2 seeds \(no spread across seeds: no interval, no significance claimed\)/);
-    expect(words).toMatch(/speed-up to B's mean final exact_match 2× \(2× fewer steps\) in each of the 2 seeds where both reached it \(no spread: no interval, no significance claimed\)/);
+    expect(words).toMatch(/speed-up to B's mean final exact match 2× \(2× fewer steps\) in each of the 2 seeds where both reached it \(no spread: no interval, no significance claimed\)/);
     expect(words).not.toMatch(/significantly/);
   });
 
