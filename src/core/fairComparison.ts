@@ -203,10 +203,6 @@ export function initialRecord(plan: FairPlan): ComparisonRecord {
   };
 }
 
-/**
- * Plans, validates and runs a fair comparison; resolves with the final record once every run has ended
- * (or, after `signal` aborts, once the runs already created have ended).
- */
 /** "RiemannLoRA's chosen rate 0.0169 is the highest it searched" when the choice is an end of the grid, else null. */
 export function edgeOfSearch(m: Pick<ComparisonMethodRecord, 'label' | 'chosen_lr' | 'trials'>): string | null {
   const grid = m.trials.filter((t) => t.rung === 0).map((t) => t.lr);
@@ -226,6 +222,10 @@ export function estimateWords(record: Pick<ComparisonRecord, 'estimate' | 'state
   return `about ${time} left, estimated from ${basis}`;
 }
 
+/**
+ * Plans, validates and runs a fair comparison; resolves with the final record once every run has ended
+ * (or, after `signal` aborts, once the runs already created have ended).
+ */
 export async function runFairComparison(engine: Engine, base: RunConfig, opts: FairOptions): Promise<{ experiment: ExperimentInfo; record: ComparisonRecord; runs: RunInfo[] }> {
   if (engine.readOnly) throw new ReadOnlyError('running a fair comparison');
   const plan = planFair(base, opts.methods, opts.baseline, opts.settings);
