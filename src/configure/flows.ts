@@ -16,20 +16,49 @@ function settings() {
 }
 
 /** Picks a rank (presets or a typed value); undefined when cancelled. */
+/**
+ * The rank: the usual ones, or any integer 1–4096 typed into the same box. A typed rank is offered as
+ * itself (first, and the one Enter takes) instead of being filtered to a listed rank that contains its
+ * digits; the current rank, else the default, is the highlighted one when the box opens.
+ */
 export async function pickRank(current?: number, title = 'Adapter rank r'): Promise<number | undefined> {
-  const items: (vscode.QuickPickItem & { rank?: number })[] = [
-    ...RANKS.map((r) => ({ label: String(r), rank: r, description: r === current ? 'current' : undefined })),
-    { label: 'Other…', description: 'type a rank between 1 and 4096' },
-  ];
-  const pick = await vscode.window.showQuickPick(items, { title, placeHolder: `rank (current: ${current ?? 'none'})` });
-  if (!pick) return undefined;
-  if (pick.rank !== undefined) return pick.rank;
-  const text = await vscode.window.showInputBox({
-    title,
-    value: String(current ?? settings().get('defaults.rank', 8)),
-    validateInput: (v) => (/^\d+$/.test(v) && Number(v) >= 1 && Number(v) <= 4096 ? undefined : 'an integer between 1 and 4096'),
+  type Item = vscode.QuickPickItem & { rank: number };
+  const listed: Item[] = RANKS.map((r) => ({ label: String(r), rank: r, description: r === current ? 'current' : undefined }));
+  const start = current ?? settings().get<number>('defaults.rank', 8);
+  const qp = vscode.window.createQuickPick<Item>();
+  qp.title = title;
+  qp.placeholder = `pick a rank or type any from 1 to 4096 (current: ${current ?? 'none'})`;
+  const show = (value: string) => {
+    const typed = value.trim();
+    const isRank = /^\d+$/.test(typed) && Number(typed) >= 1 && Number(typed) <= 4096;
+    const same = listed.find((i) => i.rank === Number(typed));
+    if (isRank && !same) {
+      const item: Item = { label: typed, rank: Number(typed), description: Number(typed) === current ? 'current' : 'typed', alwaysShow: true };
+      qp.items = [item, ...listed];
+      qp.activeItems = [item];
+    } else {
+      qp.items = listed;
+      const active = isRank ? same : typed === '' ? listed.find((i) => i.rank === start) : undefined;
+      if (active) qp.activeItems = [active];
+    }
+  };
+  // A rank outside the list (e.g. 12 from a config) is offered and highlighted as it is.
+  show(RANKS.includes(start) ? '' : String(start));
+  return new Promise((resolve) => {
+    let picked: number | undefined;
+    qp.onDidChangeValue(show);
+    qp.onDidAccept(() => {
+      const item = qp.selectedItems[0] ?? qp.activeItems[0];
+      if (!item) return; // nothing that is a rank: the box stays open
+      picked = item.rank;
+      qp.hide();
+    });
+    qp.onDidHide(() => {
+      qp.dispose();
+      resolve(picked);
+    });
+    qp.show();
   });
-  return text === undefined ? undefined : Number(text);
 }
 
 export async function pickInit(current?: Method['init'], title = 'Initialization'): Promise<Method['init'] | undefined> {

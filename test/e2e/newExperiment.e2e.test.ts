@@ -15,7 +15,7 @@ afterAll(async () => {
   }
 });
 
-test('New Experiment…: name, task, rank, init, optimizer, learning rate (default shown), steps, batch size', async () => {
+test('New Experiment…: name, task, rank (default highlighted, any typed), init, optimizer, learning rate (default shown), steps, batch size', async () => {
   s = new Session(environment(), {});
   await s.start();
   await s.showExperiments();
@@ -35,7 +35,16 @@ test('New Experiment…: name, task, rank, init, optimizer, learning rate (defau
   await s.runCommand('RiemannLoRA: New Experiment…');
   await answer(1, 'flow-test');
   await choose(2, 'synthetic-lowrank');
-  await choose(3, '4');
+  // The rank: the default (riemannlora.defaults.rank, 8) is the highlighted row; a typed rank that is
+  // not in the list (12) is offered as itself, not filtered to 128, and Enter takes it.
+  await title.filter({ hasText: '(3/8)' }).waitFor({ timeout: 20_000 });
+  // A row's aria-label is "label, description": the highlighted row is what Enter takes.
+  const focused = s.page.locator('.quick-input-widget .quick-input-list .monaco-list-row.focused');
+  await expect.poll(() => focused.getAttribute('aria-label'), { timeout: 10_000 }).toBe('8, current');
+  await input.fill('12');
+  await expect.poll(() => focused.getAttribute('aria-label'), { timeout: 10_000 }).toBe('12, typed');
+  await s.shot('new-00-typed-rank');
+  await input.press('Enter');
   await choose(4, 'lora');
   await choose(5, 'adamw');
   // The learning-rate step shows adamw's catalogue default and what a fair comparison would search.
@@ -59,7 +68,7 @@ test('New Experiment…: name, task, rank, init, optimizer, learning rate (defau
   expect(config).toMatchObject({
     name: 'flow-test',
     task: { kind: 'synthetic-lowrank' },
-    adapter: { rank: 4 },
+    adapter: { rank: 12 },
     method: { init: 'lora', optimizer: 'adamw', lr: 0.001 },
     train: { steps: 30, batch_size: 16 },
   });
