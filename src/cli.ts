@@ -276,7 +276,6 @@ async function runFair(
   return record.state === 'complete' ? 0 : 1;
 }
 
-
 function describeConfig(config: RunConfig): Record<string, string> {
   return {
     task: config.task.kind,

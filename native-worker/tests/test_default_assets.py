@@ -77,7 +77,7 @@ def test_model_and_tokenizer_load_offline(loaded):
 def test_data_files_parse_and_are_disjoint(generator):
     train, held = _read("train"), _read("eval")
     assert len(train) >= 1000 and len(held) == 1000  # two halves of 500 (task.heldout)
-    even, odd = generator.code_tables(generator.SEED)
+    even, odd = generator.code_tables()
     for table in (even, odd):  # involutions of CODE_PAIRS swaps: 20 letters change, 6 stay
         assert all(table[table[a]] == a and table[a] != a for a in table)
         assert len(table) == 2 * generator.CODE_PAIRS

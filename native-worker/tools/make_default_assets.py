@@ -198,11 +198,8 @@ CODE_PAIRS = 10
 N_TRAIN, N_EVAL = 4000, 1000
 
 
-def code_tables(seed: int | None = None) -> tuple[dict[str, str], dict[str, str]]:
-    """The two swap tables (even positions, odd positions): involutions of `CODE_PAIRS` pairs each.
-
-    `seed` is accepted for symmetry with the other generators; the tables are fixed constants.
-    """
+def code_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """The two swap tables (even positions, odd positions): involutions of `CODE_PAIRS` pairs each."""
     tables = []
     for pairs in (CODE_EVEN, CODE_ODD):
         table: dict[str, str] = {}

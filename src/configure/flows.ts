@@ -15,11 +15,11 @@ function settings() {
   return vscode.workspace.getConfiguration('riemannlora');
 }
 
-/** Picks a rank (presets or a typed value); undefined when cancelled. */
 /**
  * The rank: the usual ones, or any integer 1–4096 typed into the same box. A typed rank is offered as
  * itself (first, and the one Enter takes) instead of being filtered to a listed rank that contains its
- * digits; the current rank, else the default, is the highlighted one when the box opens.
+ * digits; the current rank, else the default, is the highlighted one when the box opens. undefined when
+ * cancelled.
  */
 export async function pickRank(current?: number, title = 'Adapter rank r'): Promise<number | undefined> {
   type Item = vscode.QuickPickItem & { rank: number };

@@ -354,14 +354,15 @@ class CausalLMTask(Task):
 
     @staticmethod
     def _token_losses(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        losses, count, _ = CausalLMTask._token_stats(model, batch)
+        losses, count, _ = CausalLMTask._token_stats(model, batch, hits=False)
         return losses, count
 
     @staticmethod
     def _token_stats(
-        model: nn.Module, batch: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Summed loss, number of scored tokens, and how many of them the argmax predicts (teacher-forced)."""
+        model: nn.Module, batch: dict[str, torch.Tensor], *, hits: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Summed loss, number of scored tokens and, with `hits`, how many of them the argmax predicts
+        (teacher-forced). Training asks without: the argmax over the vocabulary is evaluation-only work."""
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         # next-token prediction: position t predicts token t+1; loss in fp32 even under bf16 autocast
         shift_logits = logits[:, :-1, :].float()
@@ -373,7 +374,7 @@ class CausalLMTask(Task):
             reduction="sum",
         )
         scored = shift_labels != IGNORE
-        correct = ((shift_logits.argmax(-1) == shift_labels) & scored).sum()
+        correct = ((shift_logits.argmax(-1) == shift_labels) & scored).sum() if hits else None
         return losses, scored.sum(), correct
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
@@ -391,7 +392,7 @@ class CausalLMTask(Task):
         for start in range(0, len(examples), batch_size):
             batch = self._collate(examples[start : start + batch_size])
             with autocast():
-                s, n, c = self._token_stats(model, batch)
+                s, n, c = self._token_stats(model, batch, hits=True)
             total += float(s)
             count += int(n)
             hits += int(c)
