@@ -72,9 +72,9 @@ def _build_optimizer(model, optimizer, lr, momentum, betas, weight_decay, lorapl
     if optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=weight_decay)
     if optimizer == "sgd":
-        # dampening = momentum: the EMA form of heavy ball, the same as RiemannianSGD's default, so that
-        # LoRA-SGD
-        # and Riemannian SGD share learning-rate scales.
+        # dampening = momentum: the EMA form of heavy ball, the same as RiemannianSGD's default (whose
+        # first buffer is also the undampened gradient), so LoRA-SGD and Riemannian SGD share
+        # learning-rate scales from the first step on (docs/method.md §4).
         return torch.optim.SGD(
             params, lr=lr, momentum=momentum, dampening=momentum, weight_decay=weight_decay
         )

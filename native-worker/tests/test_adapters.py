@@ -269,3 +269,70 @@ def test_bf16_model_gets_fp32_adapters_and_fp32_grads():
     assert man.B.grad.dtype == torch.float32 and man.Z1.grad.dtype == torch.float32
     assert isinstance(man, ManifoldLoRALayer) and isinstance(fac, FactorLoRALayer)
     assert "rank=3" in repr(man) and "offset_rank=0" in repr(man)
+
+
+@pytest.mark.parametrize("cast", ["to", "bfloat16", "half"])
+def test_half_cast_after_injection_keeps_the_adapter_state(cast):
+    """``model.to(torch.bfloat16)`` after ``inject_adapters`` used to cast A_L, B, B_R, Z1 and the offset to
+    bf16: A_L lost its orthonormality (measured 8e-4 at 30×3) and the point was rounded to 3 digits
+    (docs/method.md §7). Now the base is cast and the adapter state stays bitwise as it was (fp32)."""
+    from riemannlora.optim.riemannion import Riemannion
+
+    net = mlp(dtype=torch.float32)
+    man = inject_adapters(net, 3, ["0"])["0"]
+    # a factor layer (plain LoRA) inside the same model, as a child module
+    net[2] = fac = inject_adapters(nn.Sequential(net[2]), 3, ["0"], parametrization="factors")["0"]
+    man.set_offset(*reversed([t.float() for t in random_factors(man, 5, r=2)]))
+    x, y = torch.randn(8, 20), torch.randn(8, 6)
+    ((net(x) - y) ** 2).mean().backward()
+    before = {
+        k: t.clone() for k, t in net.state_dict().items() if k[:2] in ("0.", "2.") and ".base." not in k
+    }
+    assert len(before) >= 8
+    grads = (man.B.grad.clone(), man.Z1.grad.clone())
+    half = torch.bfloat16 if cast != "half" else torch.float16
+    {"to": lambda: net.to(torch.bfloat16), "bfloat16": net.bfloat16, "half": net.half}[cast]()
+    assert man.base.weight.dtype == fac.base.weight.dtype == net[4].weight.dtype == half
+    after = net.state_dict()
+    for k, t in before.items():
+        assert after[k].dtype == t.dtype and torch.equal(after[k], t), k
+    assert torch.equal(man.B.grad, grads[0]) and torch.equal(man.Z1.grad, grads[1])
+    assert man.geometry_dtype == torch.float32
+    out = net(x.to(half))
+    assert out.dtype == half
+    opt = Riemannion([man], lr=1e-2)
+    ((out.float() - y) ** 2).mean().backward()
+    opt.step()
+    assert (man.A_L.mT @ man.A_L - torch.eye(3)).abs().max() < 1e-6
+    # fp32 <-> fp64 casts do apply to the adapter, and the geometry follows
+    net.double()
+    assert man.A_L.dtype == man.B.dtype == fac.lora_A.dtype == man.offset_B.dtype == F64
+    assert man.geometry_dtype == F64
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fp32_import_keeps_small_singular_values_of_a_genuine_rank_r_adapter(seed):
+    """A rank-4 adapter with σ = [1, 1e-2, 1e-4, 1e-5] loaded into an fp32 layer used to be read as rank 2
+    (cutoff sqrt(eps₃₂)·σ_max = 3.5e-4): its two small directions were replaced by random ones and the
+    warning said "rank 2 < 4". The numerical rank now uses matrix_rank's tolerance, computed in fp64."""
+    import warnings
+
+    g = torch.Generator().manual_seed(seed)
+    m, n = 30, 20
+    U = torch.linalg.qr(torch.randn(m, 4, dtype=F64, generator=g)).Q
+    V = torch.linalg.qr(torch.randn(n, 4, dtype=F64, generator=g)).Q
+    sigma = torch.tensor([1.0, 1e-2, 1e-4, 1e-5], dtype=F64)
+    lora_B, lora_A = (U * sigma.sqrt()).float(), (sigma.sqrt()[:, None] * V.mT).float()
+    layer = inject_adapters(mlp(dtype=torch.float32, seed=seed), 4, ["0"])["0"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.load_factors(lora_A, lora_B, 1.0)
+    target = lora_B.double() @ lora_A.double()
+    got = layer.delta_weight().double()
+    # every direction kept: the error is fp32 rounding of the largest, not a lost 1e-4 or 1e-5 direction
+    assert float((got - target).abs().max()) < 1e-6
+    s = torch.linalg.svdvals(got)[:4]
+    torch.testing.assert_close(s, sigma, rtol=1e-2, atol=0)
+    # a product of lower rank is still padded, and the warning names its true rank
+    with pytest.warns(UserWarning, match="rank 2 < 4"):
+        layer.load_factors(lora_A[:2], lora_B[:, :2], 1.0)

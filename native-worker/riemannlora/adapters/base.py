@@ -19,6 +19,8 @@ from ..geometry import geometry_dtype
 
 __all__ = ["AdapterLayerBase", "owner_of", "supported_base", "base_features"]
 
+_HALF = (torch.float16, torch.bfloat16)
+
 # id(Parameter) -> (weakref(param), weakref(layer)). Lets optimizers given a plain iterable of parameters find
 # the layer that owns them (geoopt-style optimizers are handed params, but a manifold step needs the layer's
 # buffers). Keyed by id because tensors do not support the == a WeakKeyDictionary needs; the param weakref
@@ -114,6 +116,31 @@ class AdapterLayerBase(nn.Module):
     def __setstate__(self, state):  # deepcopy / pickle: re-register the copied parameters
         super().__setstate__(state)
         self._register_params()
+
+    # ------------------------------------------------------------------ dtype and device moves
+    def _apply(self, fn, recurse=True):
+        """``model.to(...)``, ``.half()``, ``.bfloat16()``, ``.cuda()`` and friends, with one exception: a
+        cast to half precision (bf16/fp16) moves the adapter's own state (factors, point, frozen offset,
+        grads) to the new device but keeps its dtype (docs/method.md §7). In bf16 the point would be
+        rounded to 3 significant digits, ``A_L`` would lose its orthonormality (8e-4 at 30×3) and a small
+        step would drown in rounding. The base module is cast as asked; the forward casts the factors to
+        the input's dtype. Casts between fp32 and fp64 apply, and the geometry dtype follows them."""
+        if recurse:
+            for module in self.children():
+                module._apply(fn)
+        own = [t for t in (*self._parameters.values(), *self._buffers.values()) if t is not None]
+        own += [p.grad for p in self._parameters.values() if p is not None and p.grad is not None]
+        own_ids = {id(t) for t in own}
+
+        def keep_precision(t):
+            out = fn(t)
+            if id(t) in own_ids and out.dtype in _HALF and out.dtype != t.dtype and t.is_floating_point():
+                return t.to(device=out.device)
+            return out
+
+        super()._apply(keep_precision, recurse=False)
+        self.geometry_dtype = self.offset_B.dtype
+        return self
 
     # ------------------------------------------------------------------ base weight
     def base_weight(self) -> Tensor:

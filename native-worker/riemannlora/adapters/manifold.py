@@ -76,6 +76,13 @@ class ManifoldLoRALayer(AdapterLayerBase):
         # the tangent space of the point it last wrote)
         self.point_version += 1
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if any(prefix + name in state_dict for name in ("A_L", "B", "B_R")):
+            # the point was replaced behind the optimizer's back, as by set_point (whether it is really
+            # another point is decided by the optimizer, which compares it with the one it wrote)
+            self.point_version += 1
+
     def _lowrank_pairs(self) -> list[tuple[Tensor, Tensor]]:
         return [(self.B_R, self.Z1), (self.B, self.A_L)]
 
@@ -112,9 +119,11 @@ class ManifoldLoRALayer(AdapterLayerBase):
         """Set the point so that ``delta_weight() = scaling · lora_B @ lora_A``; clears any offset.
 
         Factorization: ``lora_B = Q₁R₁``, ``lora_Aᵀ = Q₂R₂``, ``svd(scaling R₁R₂ᵀ) = U_c S V_cᵀ``. The result
-        depends only on the product, never on how it is split (the ambiguity the manifold removes). A
-        product of numerical rank < r is padded with random orthogonal directions of tiny singular values
-        (docs/method.md §5) and a warning; a product of rank > r is truncated (best rank-r) with a warning.
+        depends only on the product, never on how it is split (the ambiguity the manifold removes). It is
+        computed in fp64; the numerical rank counts singular values above ``eps₆₄·max(m, n)·σ_max`` (the
+        tolerance of ``torch.linalg.matrix_rank``). A product of numerical rank < r is padded with random
+        orthogonal directions of tiny singular values (docs/method.md §5) and a warning; a product of
+        rank > r is truncated (best rank-r) with a warning.
         """
         m, n, r = self.out_features, self.in_features, self.rank
         if lora_A.dim() != 2 or lora_B.dim() != 2 or lora_A.shape[0] != lora_B.shape[1]:
@@ -126,12 +135,16 @@ class ManifoldLoRALayer(AdapterLayerBase):
             raise ValueError(
                 f"load_factors: lora_B @ lora_A is {lora_B.shape[0]}×{lora_A.shape[1]}, the layer is {m}×{n}"
             )
+        # In fp64 whatever the geometry dtype, with numpy/torch matrix_rank's tolerance eps·max(m, n)·σ_max:
+        # a genuine rank-r adapter with a small σ (1e-5 σ_max, say) is imported as rank r. A tolerance of
+        # sqrt(eps) of fp32 (3.5e-4) used to treat such a σ as zero and replace its direction by a random one.
         kw = {"device": self.B.device, "dtype": self.geometry_dtype}
-        Q1, R1 = torch.linalg.qr(lora_B.to(**kw))
-        Q2, R2 = torch.linalg.qr(lora_A.t().to(**kw))
+        f64 = {"device": self.B.device, "dtype": torch.float64}
+        Q1, R1 = torch.linalg.qr(lora_B.to(**f64))
+        Q2, R2 = torch.linalg.qr(lora_A.t().to(**f64))
         U_c, S, V_cT = torch.linalg.svd(float(scaling) * (R1 @ R2.t()))
         U, V = Q1 @ U_c, Q2 @ V_cT.t()
-        tol = S.new_tensor(torch.finfo(S.dtype).eps ** 0.5) * (S[0] if S.numel() else 0)
+        tol = torch.finfo(torch.float64).eps * max(m, n) * (S[0] if S.numel() else S.new_zeros(()))
         if S.numel() > r and bool(S[r] > tol):
             warnings.warn(
                 f"load_factors: the product has rank > {r}; keeping its best rank-{r} approximation "
@@ -149,10 +162,11 @@ class ManifoldLoRALayer(AdapterLayerBase):
                 "docs/method.md §5)",
                 stacklevel=2,
             )
-            U = self._complete(U, m, kw)
-            V = self._complete(V, n, kw)
+            U = self._complete(U, m, f64)
+            V = self._complete(V, n, f64)
             S = torch.cat([S, S.new_full((r - kept,), tiny)])
         self.clear_offset()
+        U, V, S = U.to(**kw), V.to(**kw), S.to(**kw)
         self.set_point(U, V * S, B_R=V)
 
     def _complete(self, Q: Tensor, dim: int, kw: dict) -> Tensor:

@@ -1,10 +1,11 @@
 """Fixed-rank geometry (docs/method.md §1–3): projection, retraction, transport, orthogonalization."""
 
 from .fixed_rank import (
+    ORTHO_RTOL,
     FixedRankManifold,
-    default_ortho_eps,
     geometry_dtype,
     ortho_lr,
+    ortho_weights,
     orthonormal_basis,
     point_dense,
     project_lr,
@@ -15,11 +16,12 @@ from .fixed_rank import (
 from .tangent_basis import TangentBasis
 
 __all__ = [
+    "ORTHO_RTOL",
     "FixedRankManifold",
     "TangentBasis",
-    "default_ortho_eps",
     "geometry_dtype",
     "ortho_lr",
+    "ortho_weights",
     "orthonormal_basis",
     "point_dense",
     "project_lr",

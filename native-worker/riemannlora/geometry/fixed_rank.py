@@ -27,7 +27,8 @@ __all__ = [
     "tangent_factors",
     "retract_lr",
     "ortho_lr",
-    "default_ortho_eps",
+    "ortho_weights",
+    "ORTHO_RTOL",
     "point_dense",
     "tangent_dense",
 ]
@@ -94,39 +95,48 @@ def retract_lr(L: Tensor, R: Tensor, rank: int) -> tuple[Tensor, Tensor, Tensor]
     return U, S[..., :rank], V
 
 
-def default_ortho_eps(dtype: torch.dtype) -> float:
-    """Relative cutoff for OrthoLR: ``sqrt(machine epsilon)`` (3.5e-4 in fp32, 1.5e-8 in fp64).
+ORTHO_RTOL = 1e-3
+"""OrthoLR's relative cutoff τ (see :func:`ortho_weights`); the same in every geometry dtype."""
 
-    Core singular values below this fraction of the largest are rounding noise of an (almost)
-    rank-deficient direction, not directions to amplify to 1 (docs/method.md §3). Muon's Newton–Schulz leaves
-    such components essentially untouched as well.
+
+def ortho_weights(s: Tensor, rtol: float = ORTHO_RTOL) -> Tensor:
+    """The weight OrthoLR gives each core singular value ``s`` (…×k, descending): 1 above ``rtol·s_max``,
+    0 below ``rtol·s_max/2``, linear in between (docs/method.md §3).
+
+    The exact polar factor raises every nonzero singular value to 1; a tangent vector of rank < 2r has
+    noise-level ones (its QR bases carry arbitrary extra columns), which must be zeroed, not raised. The
+    threshold does not depend on the dtype (fp32 noise sits near 1e-7·s_max, fp64 noise near 1e-16·s_max:
+    both far below ``rtol/2``), so fp32 and fp64 runs take the same steps up to rounding; the ramp makes
+    the step a continuous function of ξ, so a singular value that crosses the threshold changes it by
+    little. Muon's Newton–Schulz iteration likewise leaves directions far below its saturation level
+    (about 2e-3 of ``‖ξ‖_F``) nearly untouched. ``rtol = 0`` keeps every singular value ``> 0``.
     """
-    return float(torch.finfo(dtype).eps) ** 0.5
+    s_max = s[..., :1]
+    if rtol == 0:
+        return ((s > 0) & (s_max > 0)).to(s.dtype)
+    ramp = (s / (0.5 * rtol * s_max) - 1).clamp(0, 1)  # 0 at rtol/2, 1 at rtol (relative to s_max)
+    return torch.where(s_max > 0, ramp, torch.zeros_like(ramp))
 
 
 @torch.no_grad()
 def ortho_lr(
-    A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor, eps: float | None = None
+    A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor, rtol: float = ORTHO_RTOL
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """OrthoLR (docs/method.md §3): exact polar factor of a rank-≤2r tangent vector ``ξ = [A_L, Ȧ][Ḃ, B_R]ᵀ``.
 
     ``Q_L, T_L = qr([A_L, Ȧ])``, ``Q_R, T_R = qr([Ḃ, B_R])``, ``U_c, s, V_cᵀ = svd(T_L T_Rᵀ)``;
-    ``Ortho(ξ) = (Q_L U_c D)(Q_R V_c)ᵀ`` with ``D = diag(1 if s_i > eps·s_max else 0)``: singular values at
-    the noise level are zeroed, never raised to 1 (when ξ has rank < 2r the QR bases carry arbitrary extra
-    columns). ξ = 0 gives 0.
+    ``Ortho(ξ) = (Q_L U_c D)(Q_R V_c)ᵀ`` with ``D = diag(ortho_weights(s, rtol))``: 1 for every singular
+    value above ``rtol·s_max``; those at the noise level are zeroed, never raised to 1 (when ξ has rank
+    < 2r the QR bases carry arbitrary extra columns). ξ = 0 gives 0.
 
     Returns the factors ``(P, Q)`` of ``Ortho(ξ) = P Qᵀ`` (…×m×2r, …×n×2r) and a dict with the QR bases
     ``Q_L``, ``Q_R`` (whose spans contain ``A_L`` and ``B_R``: the Riemannion step reuses them) and ``s``.
     """
-    if eps is None:
-        eps = default_ortho_eps(A_L.dtype)
     L, R = tangent_factors(A_L, B_R, A_dot, B_dot)
     Q_L, T_L = torch.linalg.qr(L, mode="reduced")
     Q_R, T_R = torch.linalg.qr(R, mode="reduced")
     U_c, s, V_cT = torch.linalg.svd(T_L @ _mT(T_R), full_matrices=False)
-    s_max = s[..., :1]
-    keep = (s > eps * s_max) & (s_max > 0)
-    U_c_kept = U_c * keep.unsqueeze(-2).to(U_c.dtype)
+    U_c_kept = U_c * ortho_weights(s, rtol).unsqueeze(-2)
     P = Q_L @ U_c_kept
     Q = Q_R @ _mT(V_cT)
     return P, Q, {"Q_L": Q_L, "Q_R": Q_R, "U_c": U_c_kept, "V_c": _mT(V_cT), "s": s}
@@ -197,10 +207,10 @@ class FixedRankManifold:
         return project_lr(new_A_L, self.b_basis(new_B), P, Q)
 
     def ortho(
-        self, A_L: Tensor, B: Tensor, A_dot: Tensor, B_dot: Tensor, eps: float | None = None
+        self, A_L: Tensor, B: Tensor, A_dot: Tensor, B_dot: Tensor, rtol: float = ORTHO_RTOL
     ) -> tuple[Tensor, Tensor]:
         """OrthoLR: ambient factors ``(P, Q)`` of the polar factor of ξ (not projected back)."""
-        P, Q, _ = ortho_lr(A_L, self.b_basis(B), A_dot, B_dot, eps)
+        P, Q, _ = ortho_lr(A_L, self.b_basis(B), A_dot, B_dot, rtol)
         return P, Q
 
     def to_dense(self, A_L: Tensor, B: Tensor) -> Tensor:

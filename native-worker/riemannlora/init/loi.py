@@ -33,14 +33,21 @@ def default_loi_scale(rank: int) -> float:
 
 @dataclass
 class LOIReport:
-    """What :func:`loi_init` did. ``captured_energy``: per layer, the estimated fraction of ``‖G‖²_F`` that
-    the start's tangent space captures (``Σ_{i≤2r} σ_i² / ‖G‖²_F``, the norm estimated from the first
-    sketch as ``‖GΩ‖²_F / k``; an estimate, it can exceed 1 slightly)."""
+    """What :func:`loi_init` did.
+
+    ``captured_energy``: per layer, the fraction of ``‖G‖²_F`` that the start's tangent space captures,
+    ``Σ_{i≤2r} σ_i² / ‖G‖²_F`` (docs/method.md §5). The numerator and the part of ‖G‖² inside the sketch's
+    range Y (``‖Yᵀ G‖²_F``) are exact; only the remainder ``‖(I − YYᵀ) G‖²_F`` is estimated, from an
+    independent Gaussian probe Ω' (``‖(I − YYᵀ) G Ω'‖²_F / k``). ``captured_energy_stderr`` is that
+    estimate's standard error, carried into the ratio: small when the sketch holds most of ‖G‖², and
+    small when the remainder's spectrum is flat.
+    """
 
     seconds: float
     backward_passes: int
     scale: dict[str, float] = field(default_factory=dict)
     captured_energy: dict[str, float] = field(default_factory=dict)
+    captured_energy_stderr: dict[str, float] = field(default_factory=dict)
 
 
 def _bucketed(
@@ -70,36 +77,61 @@ def _probe_pass(
     mats: dict[str, Tensor],
     side: str,
     reduce_fn: Callable[[Tensor], object] | None,
-) -> dict[str, Tensor]:
+    extra_right: dict[str, Tensor] | None = None,
+) -> dict[str, Tensor] | tuple[dict[str, Tensor], dict[str, Tensor]]:
     """One backward pass per batch through zero probes; returns ``G M`` (side="right", M in×k) or
-    ``Gᵀ M`` (side="left", M out×k) per layer, averaged over the batches."""
-    probes: dict[str, Tensor] = {}
+    ``Gᵀ M`` (side="left", M out×k) per layer, averaged over the batches. With ``extra_right`` the same
+    pass also returns ``G M'`` for those matrices (a second zero probe: each probe's gradient is taken
+    with all probes at zero, so they do not interact)."""
+    requests = [(mats, side)] + ([(extra_right, "right")] if extra_right is not None else [])
+    probes: list[tuple[str, int, Tensor]] = []  # (layer name, request index, probe)
     for name, layer in layers.items():
-        M = mats[name]
-        rows = layer.out_features if side == "right" else layer.in_features
-        probe = torch.zeros(rows, M.shape[1], dtype=M.dtype, device=M.device, requires_grad=True)
-        probes[name] = probe
-        # The layer adds x_d R Lᵀ: W-contribution L Rᵀ, so ∂L/∂L = G R and ∂L/∂R = Gᵀ L.
-        layer._probes = [(M, probe)] if side == "right" else [(probe, M)]
-    names = list(probes)
-    sums = [torch.zeros_like(probes[n]) for n in names]
+        pairs = []
+        for i, (request, req_side) in enumerate(requests):
+            M = request[name]
+            rows = layer.out_features if req_side == "right" else layer.in_features
+            probe = torch.zeros(rows, M.shape[1], dtype=M.dtype, device=M.device, requires_grad=True)
+            probes.append((name, i, probe))
+            # The layer adds x_d R Lᵀ: W-contribution L Rᵀ, so ∂L/∂L = G R and ∂L/∂R = Gᵀ L.
+            pairs.append((M, probe) if req_side == "right" else (probe, M))
+        layer._probes = pairs
+    sums = [torch.zeros_like(p) for _, _, p in probes]
     try:
         for batch in batches:
             loss = loss_fn(model, batch)
-            grads = torch.autograd.grad(loss, [probes[n] for n in names], allow_unused=True)
+            grads = torch.autograd.grad(loss, [p for _, _, p in probes], allow_unused=True)
             for s, g in zip(sums, grads, strict=True):
                 if g is not None:
                     s.add_(g)
     finally:
         for layer in layers.values():
             layer._probes = None
-    out = {}
-    for n, s in zip(names, sums, strict=True):
+    out: list[dict[str, Tensor]] = [{} for _ in requests]
+    for (name, i, _), s in zip(probes, sums, strict=True):
         s /= len(batches)
         if reduce_fn is not None:  # data parallel: the products are linear in G, so sum/average them
             reduce_fn(s)
-        out[n] = s
-    return out
+        out[i][name] = s
+    return out[0] if extra_right is None else (out[0], out[1])
+
+
+def _captured_energy(S: Tensor, rank: int, Y: Tensor, G_check: Tensor) -> tuple[float, float]:
+    """``Σ_{i≤2r} σ_i² / ‖G‖²_F`` and its standard error (see :class:`LOIReport`).
+
+    ``S``: singular values of ``Yᵀ G`` (so ``ΣS² = ‖Yᵀ G‖²_F``, exact); ``G_check = G Ω'`` with an
+    independent Gaussian Ω' (in×k): ``E‖(I − YYᵀ) G ω‖² = ‖(I − YYᵀ) G‖²_F`` for each column ω.
+    """
+    S, Y, G_check = S.double(), Y.double(), G_check.double()
+    inside = float(S.square().sum())
+    per_column = (G_check - Y @ (Y.t() @ G_check)).square().sum(dim=0)  # k unbiased estimates
+    k = per_column.numel()
+    outside = float(per_column.mean())
+    total = inside + outside
+    if total <= 0:
+        return 0.0, 0.0
+    energy = float(S[: 2 * rank].square().sum()) / total
+    spread = float(per_column.std()) / k**0.5 if k > 1 else outside
+    return energy, energy * spread / total
 
 
 def _right_vectors(V: Tensor, rank: int, gen: torch.Generator) -> Tensor:
@@ -199,6 +231,13 @@ def loi_init(
         k = min(2 * r + oversample, m, n)
         dev = layer.offset_A.device
         omega[name] = torch.randn(n, k, generator=gen, dtype=torch.float64).to(dev, layer.geometry_dtype)
+    # An independent probe for the part of ‖G‖² outside the sketch (the energy report only; its own
+    # generator, so that the start is the same with or without it).
+    check_gen = torch.Generator().manual_seed(int(seed) + 1_000_003)
+    omega_check = {
+        name: torch.randn(*omega[name].shape, generator=check_gen, dtype=torch.float64).to(omega[name])
+        for name in layers
+    }
 
     # G is taken where training will start: at the ORIGINAL base function (delta = 0). Cancel the current
     # adapter (e.g. the manifold layers' tiny random start) with the offset for the passes.
@@ -211,13 +250,14 @@ def loi_init(
     try:
         sketch = _probe_pass(model, layers, batches, loss_fn, omega, "right", reduce_fn)  # G Ω
         passes += 1
-        norm_est = {n: float(s.square().sum()) / s.shape[1] for n, s in sketch.items()}  # E‖GΩ‖² = k‖G‖²
         Y = _orth(sketch)
         for _ in range(power_iters):
             Z = _orth(_probe_pass(model, layers, batches, loss_fn, Y, "left", reduce_fn))  # Gᵀ Y
             Y = _orth(_probe_pass(model, layers, batches, loss_fn, Z, "right", reduce_fn))  # G Z
             passes += 2
-        GtY = _probe_pass(model, layers, batches, loss_fn, Y, "left", reduce_fn)  # (Yᵀ G)ᵀ
+        GtY, G_check = _probe_pass(  # (Yᵀ G)ᵀ and, in the same pass, G Ω'
+            model, layers, batches, loss_fn, Y, "left", reduce_fn, extra_right=omega_check
+        )
         passes += 1
     except BaseException:
         for name, layer in layers.items():
@@ -235,8 +275,8 @@ def loi_init(
         alpha = default_loi_scale(r) if scale is None else float(scale)
         _set_start(layer, U[:, :r].contiguous(), _right_vectors(Vt.t(), r, gen), alpha)
         report.scale[name] = alpha
-        report.captured_energy[name] = (
-            float(S[: 2 * r].square().sum()) / norm_est[name] if norm_est[name] > 0 else 0.0
-        )
+        energy, stderr = _captured_energy(S, r, Y[name], G_check[name])
+        report.captured_energy[name] = energy
+        report.captured_energy_stderr[name] = stderr
     report.seconds = time.perf_counter() - t0
     return report

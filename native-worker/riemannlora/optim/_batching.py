@@ -8,9 +8,13 @@ solver-call latency, not arithmetic). Per-layer hyperparameters (lr, momentum, w
 param group) enter as ``b×1×1`` tensors, so param groups and schedulers do not break the batching.
 
 Optimizer state is keyed by the layer's ``B`` Parameter: ``momentum_A`` (out×r) and ``momentum_B`` (in×r),
-the momentum tangent vector already transported to the layer's current point, and ``step``. The point
-itself lives in the layer (buffers ``A_L``, ``B_R`` and Parameter ``B`` are in the model's ``state_dict``),
-so a checkpoint is the pair (model state_dict, optimizer state_dict).
+the momentum tangent vector already transported to the layer's current point, ``point_probe`` (the first
+and last rows of the ``A_L`` and ``B`` it belongs to, 4×r) and ``step``. The point itself lives in the
+layer (buffers ``A_L``, ``B_R`` and Parameter ``B`` are in the model's ``state_dict``), so a checkpoint is
+the pair (model state_dict, optimizer state_dict). The momentum is only valid at the point it was
+transported to: when the point was replaced behind the optimizer's back (``set_point``, ``load_factors``,
+``model.load_state_dict`` alone, an optimizer state from another run), the probe no longer matches and
+that layer's momentum restarts from zero, with a warning (docs/method.md §4).
 """
 
 from __future__ import annotations
@@ -107,6 +111,15 @@ def _mT(x: Tensor) -> Tensor:
     return x.transpose(-2, -1)
 
 
+def _point_probe(A_L: Tensor, B: Tensor) -> Tensor:
+    """First and last rows of ``A_L`` and ``B`` (…×4×r): which point a stored momentum belongs to.
+
+    Every entry of the factors moves in a step, so rows suffice to tell two points apart; indexing, unlike
+    a reduction, is bitwise the same in every process whatever its thread count.
+    """
+    return torch.cat([A_L[..., [0, -1], :], B[..., [0, -1], :]], dim=-2)
+
+
 def _grad_or_zero(p: Tensor) -> Tensor:
     return p.grad.detach() if p.grad is not None else torch.zeros_like(p)
 
@@ -120,8 +133,13 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
                 raise ValueError(f"{key} must be >= 0, got {defaults[key]}")
         super().__init__(_expand(params), defaults)
         self._entries()  # validate ownership up front: errors at construction, not at the first step
-        # id(layer) -> layer.point_version right after this optimizer wrote the point
+        # id(layer) -> layer.point_version when the stored momentum was last known to belong to the layer's
+        # point (it wrote the point, or the probe matched); a layer whose version moved on is re-checked
         self._written: dict[int, int] = {}
+
+    def load_state_dict(self, state_dict) -> None:
+        super().load_state_dict(state_dict)
+        self._written.clear()  # the loaded momentum is checked against the layers' points at the next step
 
     def _entries(self) -> list[tuple[ManifoldLoRALayer, dict]]:
         """``(layer, param group)`` for every manifold layer, in param-group order."""
@@ -206,17 +224,24 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         b, m, r = bucket.A_L.shape
         n = bucket.B.shape[1]
         for layer in bucket.layers:
-            written = self._written.get(id(layer))
-            if written is not None and written != layer.point_version and "momentum_A" in self.state[layer.B]:
-                # the point was set from outside (set_point, load_factors, import): the momentum belongs to
-                # another tangent space, so it restarts from zero for this layer
-                warnings.warn(
-                    f"{type(self).__name__}: a layer's point changed outside the optimizer; its momentum "
-                    "is reset",
-                    stacklevel=4,
-                )
-                for key in ("momentum_A", "momentum_B"):
-                    self.state[layer.B].pop(key)
+            state = self.state[layer.B]
+            if "momentum_A" not in state or self._written.get(id(layer)) == layer.point_version:
+                continue  # nothing stored, or this optimizer wrote the point itself: no check, no sync
+            # The point was replaced since (set_point, load_factors, load_state_dict) or the state was
+            # loaded: the momentum is valid only if the point is still the one it was transported to.
+            probe = state.get("point_probe")
+            if probe is None or torch.equal(probe, _point_probe(layer.A_L, layer.B.detach())):
+                self._written[id(layer)] = layer.point_version  # (no probe: state of an older version)
+                continue
+            warnings.warn(
+                f"{type(self).__name__}: a layer's point ({layer.out_features}×{layer.in_features}, rank "
+                f"{layer.rank}) is not the one its momentum belongs to (it was set or loaded without this "
+                "optimizer's state); its momentum is reset. Restore the model and optimizer state_dicts "
+                "together to continue a run exactly",
+                stacklevel=4,
+            )
+            for key in ("momentum_A", "momentum_B", "point_probe"):
+                state.pop(key)
         mA = self._stack_state(bucket, "momentum_A", (m, r))
         mB = self._stack_state(bucket, "momentum_B", (n, r))
         if mA is None or mB is None:
@@ -263,10 +288,12 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         A_new, mom_A = left[..., :r], left[..., r:]
         V, mom_B = right[..., :r], right[..., r:]
         # everything is computed before the write: a lone layer's bucket tensors are views of its buffers
-        bucket.write_point(A_new, V * S2[..., None, :r], V)
+        B_new = V * S2[..., None, :r]
+        bucket.write_point(A_new, B_new, V)
         for layer in bucket.layers:
             self._written[id(layer)] = layer.point_version
-        self._save_state(bucket, momentum_A=mom_A, momentum_B=mom_B, **(extra_state or {}))
+        probe = _point_probe(A_new, B_new)
+        self._save_state(bucket, momentum_A=mom_A, momentum_B=mom_B, point_probe=probe, **(extra_state or {}))
 
     def _step_bucket(self, bucket: Bucket) -> None:
         raise NotImplementedError

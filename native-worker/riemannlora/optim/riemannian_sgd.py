@@ -19,7 +19,10 @@ class RiemannianSGD(ManifoldOptimizerBase):
 
     Per layer and step: ``Ȧ = β Ȧp + (1 − d)(I − A_L A_Lᵀ) gA``, ``Ḃ = β Ḃp + (1 − d) gB`` with the
     transported momentum ``(Ȧp, Ḃp)`` (ProjectLR of the stored ambient factors) and dampening ``d``
-    (default ``d = β``: the paper's EMA form; ``dampening=0`` gives the undampened sum). The momentum is
+    (default ``d = β``: the paper's EMA form; ``dampening=0`` gives the undampened sum). As in
+    ``torch.optim.SGD``, the first step (no stored momentum) takes the undampened gradient, and ``d`` has no
+    effect when ``β = 0``: the run-config baseline ``sgd`` (torch SGD with ``dampening = momentum``) and
+    this optimizer then step on the same learning-rate scale from the first step on. The momentum is
     stored raw (transported to the new point at the end of the step). Then retract
     ``(1 − ηγ) X − η ξ = [A_L, −η Ȧ][(1 − ηγ) B − η Ḃ, B_R]ᵀ`` (RetractionLR, in the coordinates of
     :class:`~riemannlora.geometry.TangentBasis`: one QR per side and one 2r×2r SVD).
@@ -58,11 +61,24 @@ class RiemannianSGD(ManifoldOptimizerBase):
         )
 
     def _step_bucket(self, bk: Bucket) -> None:
-        lr, beta = bk.hyper("lr"), bk.hyper("momentum")
-        wd, damp = bk.hyper("weight_decay"), bk.hyper("dampening")
-
-        A_dot, B_dot = (1 - damp) * self._riemannian_grad_A(bk), (1 - damp) * bk.grad_B
-        momentum = self._momentum(bk)
+        lr, beta, wd = bk.hyper("lr"), bk.hyper("momentum"), bk.hyper("weight_decay")
+        momentum = self._momentum(bk)  # (resets the momentum of a layer whose point moved from outside)
+        # torch.optim.SGD's convention, so that LoRA-SGD and this optimizer share learning-rate scales from
+        # the first step on: a layer's first momentum buffer is its undampened gradient, and dampening
+        # applies only with momentum ≠ 0 (docs/method.md §4).
+        undamped = [
+            "momentum_A" not in self.state.get(layer.B, {}) or float(group["momentum"]) == 0
+            for layer, group in zip(bk.layers, bk.groups, strict=True)
+        ]
+        if all(undamped):
+            A_dot, B_dot = self._riemannian_grad_A(bk), bk.grad_B
+        else:
+            keep = torch.tensor(
+                [1.0 if u else 1 - float(g["dampening"]) for u, g in zip(undamped, bk.groups, strict=True)],
+                dtype=bk.dtype,
+                device=bk.B.device,
+            ).view(-1, 1, 1)
+            A_dot, B_dot = keep * self._riemannian_grad_A(bk), keep * bk.grad_B
         if momentum is not None:
             A_dot = torch.addcmul(A_dot, beta, momentum[0])  # β·Ȧp + Ȧ in one pass
             B_dot = torch.addcmul(B_dot, beta, momentum[1])

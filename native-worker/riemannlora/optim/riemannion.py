@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import TangentBasis, default_ortho_eps
+from ..geometry import ORTHO_RTOL, TangentBasis, ortho_weights
 from ._batching import Bucket, ManifoldOptimizerBase
 
 __all__ = ["Riemannion"]
@@ -25,8 +25,9 @@ class Riemannion(ManifoldOptimizerBase):
     1. read ``gA = Z1.grad = G B_R`` and ``gB = B.grad = Gᵀ A_L`` (one backward, docs/method.md §2);
     2. transport the old momentum (ambient factors m×2r, n×2r) by ProjectLR → ``(Ȧp, Ḃp)``;
     3. heavy ball without dampening: ``Ȧ = β Ȧp + (I − A_L A_Lᵀ) gA``, ``Ḃ = β Ḃp + gB``;
-    4. ``ξ̂ = P_T(Ortho(ξ))``: OrthoLR (exact polar factor, singular values below ``ortho_eps·s_max``
-       zeroed), then ProjectLR back onto ``T_X``;
+    4. ``ξ̂ = P_T(Ortho(ξ))``: OrthoLR (polar factor: singular values above ``ortho_rtol·s_max`` raised
+       to 1, those below half of it zeroed, linear in between; :func:`~riemannlora.geometry.ortho_weights`),
+       then ProjectLR back onto ``T_X``;
     5. retract ``(1 − ηγ) X − η ξ̂ = [A_L, −η Ȧ̂] · [(1 − ηγ) B − η Ḃ̂, B_R]ᵀ`` (RetractionLR); the new
        point is ``A_L = U``, ``B = V diag(Σ)``, ``B_R = V``.
 
@@ -35,7 +36,8 @@ class Riemannion(ManifoldOptimizerBase):
     - ``retraction="contains-point"`` (default): the retracted matrix contains the current ``X`` as above.
       The printed retraction line omits the current ``B`` — a typo: the step would then not contain X and
       the new point would be the best rank-r approximation of ``−η ξ̂`` alone. ``"paper-printed"``
-      reproduces that line literally, for reproduction studies only (weight decay has no effect there).
+      reproduces that line literally, for reproduction studies only; it has no point to decay, so it
+      refuses ``weight_decay > 0``.
     - ``momentum_store="raw"`` (default): the stored momentum is the raw heavy-ball sum of step 3 (Eq. 10).
       ``"orthogonalized"`` stores the projected polar factor ``ξ̂`` of step 4 instead (Alg. 4 as printed).
 
@@ -55,8 +57,8 @@ class Riemannion(ManifoldOptimizerBase):
     Args:
         params: the model (all manifold layers), layers, their parameters, or param-group dicts.
         lr: learning rate η (paper: 1e-4 for Llama-3-8B). momentum: β (0.9). weight_decay: γ (decoupled).
-        momentum_store / retraction: see above. ortho_eps: relative OrthoLR cutoff
-            (default ``sqrt(machine eps)`` of the geometry dtype).
+        momentum_store / retraction: see above. ortho_rtol: relative OrthoLR cutoff τ (default
+            ``ORTHO_RTOL`` = 1e-3, the same in every geometry dtype).
     """
 
     def __init__(
@@ -68,18 +70,36 @@ class Riemannion(ManifoldOptimizerBase):
         *,
         momentum_store: str = "raw",
         retraction: str = "contains-point",
-        ortho_eps: float | None = None,
+        ortho_rtol: float = ORTHO_RTOL,
     ):
         if momentum_store not in MOMENTUM_STORES:
             raise ValueError(f"momentum_store must be one of {MOMENTUM_STORES}, got {momentum_store!r}")
         if retraction not in RETRACTIONS:
             raise ValueError(f"retraction must be one of {RETRACTIONS}, got {retraction!r}")
-        if ortho_eps is not None and not 0 <= ortho_eps < 1:
-            raise ValueError(f"ortho_eps must be in [0, 1), got {ortho_eps}")
+        if not 0 <= ortho_rtol < 1:
+            raise ValueError(f"ortho_rtol must be in [0, 1), got {ortho_rtol}")
         self.momentum_store = momentum_store
         self.retraction = retraction
-        self.ortho_eps = ortho_eps
+        self.ortho_rtol = float(ortho_rtol)
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        self._check_printed_retraction()
+
+    def _check_printed_retraction(self) -> None:
+        # The printed line retracts −η ξ̂ alone: there is no (1 − ηγ) X for a weight decay to shrink, so a
+        # decay would be silently ignored. Refuse it instead (also for groups edited after construction).
+        if self.retraction != "paper-printed":
+            return
+        for group in self.param_groups:
+            if float(group["weight_decay"]) != 0:
+                raise ValueError(
+                    "Riemannion: weight_decay must be 0 with retraction='paper-printed' (the printed line "
+                    "retracts -lr * xi_hat without the current point, so there is nothing to decay); got "
+                    f"{group['weight_decay']}. Use retraction='contains-point' to train with weight decay"
+                )
+
+    def step(self, closure=None):
+        self._check_printed_retraction()
+        return super().step(closure)
 
     def _step_bucket(self, bk: Bucket) -> None:
         lr, beta, wd = bk.hyper("lr"), bk.hyper("momentum"), bk.hyper("weight_decay")
@@ -92,13 +112,12 @@ class Riemannion(ManifoldOptimizerBase):
             B_dot = torch.addcmul(B_dot, beta, momentum[1])
 
         # 4. OrthoLR in coordinates: ξ = Q_L C Q_Rᵀ, svd(C) = U_c s V_cᵀ, Ortho(ξ) = Q_L U_k V_cᵀ Q_Rᵀ with
-        # the singular values at the noise level dropped; then ProjectLR back onto T_X, still in coordinates
-        # (A_L = Q_L a, B_R = Q_R b):  Ȧ̂ = Q_L (I − a aᵀ) U_k V_cᵀ b,  Ḃ̂ = Q_R V_c U_kᵀ a.
+        # U_k = U_c diag(ortho_weights(s)) (noise-level singular values dropped); then ProjectLR back onto
+        # T_X, still in coordinates (A_L = Q_L a, B_R = Q_R b):
+        #   Ȧ̂ = Q_L (I − a aᵀ) U_k V_cᵀ b,  Ḃ̂ = Q_R V_c U_kᵀ a.
         basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
         U_c, s, V_cT = torch.linalg.svd(basis.core, full_matrices=False)
-        eps = default_ortho_eps(bk.dtype) if self.ortho_eps is None else self.ortho_eps
-        keep = ((s > eps * s[..., :1]) & (s[..., :1] > 0)).to(s.dtype)
-        U_k = U_c * keep.unsqueeze(-2)
+        U_k = U_c * ortho_weights(s, self.ortho_rtol).unsqueeze(-2)
         a, b = basis.a, basis.b
         PtA = _mT(U_k) @ a
         ah = (U_k - a @ _mT(PtA)) @ (V_cT @ b)
