@@ -17,6 +17,7 @@ medians are recorded too), in wall-clock and in process CPU seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import warnings
@@ -94,6 +95,27 @@ def fill_grads(model, x, y) -> None:
     torch.nn.functional.mse_loss(model(x), y).backward()
 
 
+@contextlib.contextmanager
+def tangent_paths():
+    """Count how each Riemannion bucket-step built its tangent basis: the structured bases (QRs of the m×r
+    complements) or the plain QRs of the m×2r factors (docs/method.md §3); the share of structured steps
+    is one of the step's goals (bench/README.md)."""
+    from riemannlora.geometry import TangentBasis
+
+    counts = {"structured": 0, "plain": 0}
+    original = TangentBasis.__init__
+
+    def counting(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        counts["structured" if self.structured else "plain"] += 1
+
+    TangentBasis.__init__ = counting
+    try:
+        yield counts
+    finally:
+        TangentBasis.__init__ = original
+
+
 def measure_rank_batch(weights, rank: int, batch: int, prof: dict[str, Any], hidden: int) -> dict[str, Any]:
     from riemannlora.adapters import adapter_layers
     from riemannlora.optim import Riemannion
@@ -104,11 +126,12 @@ def measure_rank_batch(weights, rank: int, batch: int, prof: dict[str, Any], hid
     gen = torch.Generator().manual_seed(rank * 1000 + batch)
     x = torch.randn(batch, prof["seq"], hidden, generator=gen)
     y = torch.randn(batch, prof["seq"], hidden, generator=gen)
-    full = interleave(
-        {"riemannion": full_step(manifold, riemannion, x, y), "adamw": full_step(factors, adamw, x, y)},
-        prof["rounds"],
-        prof["steps"],
-    )
+    with tangent_paths() as paths:
+        full = interleave(
+            {"riemannion": full_step(manifold, riemannion, x, y), "adamw": full_step(factors, adamw, x, y)},
+            prof["rounds"],
+            prof["steps"],
+        )
     fill_grads(manifold, x, y)
     fill_grads(factors, x, y)
     per_layer = [Riemannion([layer], lr=1e-4, momentum=0.9) for layer in adapter_layers(manifold).values()]
@@ -130,6 +153,8 @@ def measure_rank_batch(weights, rank: int, batch: int, prof: dict[str, Any], hid
         "full_step_overhead_pct": 100 * (full["riemannion"]["wall_ms"] / full["adamw"]["wall_ms"] - 1),
         "full_step_overhead_cpu_pct": 100 * (full["riemannion"]["cpu_ms"] / full["adamw"]["cpu_ms"] - 1),
         "optimizer_step_ratio": opt_only["riemannion"]["wall_ms"] / opt_only["adamw"]["wall_ms"],
+        "tangent_paths": paths,
+        "structured_share": paths["structured"] / max(1, paths["structured"] + paths["plain"]),
         "batched_speedup_vs_per_layer": opt_only["riemannion_per_layer"]["wall_ms"]
         / opt_only["riemannion"]["wall_ms"],
         "optimizer_state_bytes": {
@@ -234,8 +259,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.batches:
         prof["batches"] = [int(b) for b in args.batches.split(",")]
     # the per-layer optimizers step the same layers as the batched one: each sees the others' writes as
-    # "point changed outside the optimizer" and restarts its momentum, which does not change the cost
-    warnings.filterwarnings("ignore", message=".*point changed outside the optimizer.*")
+    # a point its momentum does not belong to, and restarts that momentum, which does not change the cost
+    warnings.filterwarnings("ignore", message=".*its momentum is reset.*")
     torch.manual_seed(0)
     t0 = time.perf_counter()
     weights = base_weights(prof["blocks"], args.hidden, args.mlp)

@@ -193,7 +193,9 @@ def test_tangent_basis_represents_xi_with_orthonormal_bases(seed, case):
     if case == "zero":
         A_dot, B_dot = torch.zeros_like(A_dot), torch.zeros_like(B_dot)
     basis = TangentBasis(A_L, B_R, A_dot, B_dot)
-    assert basis.structured == (case == "full-rank")
+    # rank-deficient and zero complements: Householder's extra columns are not ⊥ A_L, and the basis is
+    # repaired (re-orthogonalized + CholeskyQR) instead of falling back to plain QRs twice as wide
+    assert basis.structured == (case != "out<2r")
     k_L, k_R = basis.core.shape[-2:]
     Q_L = basis.left(torch.eye(k_L, dtype=F64).expand(2, k_L, k_L))
     Q_R = basis.right(torch.eye(k_R, dtype=F64).expand(2, k_R, k_R))
@@ -209,3 +211,32 @@ def test_tangent_basis_represents_xi_with_orthonormal_bases(seed, case):
     torch.testing.assert_close(basis.left(basis.a), A_L, rtol=0, atol=1e-13)
     torch.testing.assert_close(basis.right(basis.b), B_R, rtol=0, atol=1e-13)
     torch.testing.assert_close(basis.right(basis.coords_of_B(B)), B, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_tangent_basis_repairs_an_ill_conditioned_fp32_complement(seed):
+    """Momentum at rank 64 with 32 tokens has a complement of condition number 1e3–1e4: in fp32 its
+    Householder Q misses orthogonality to A_L by more than 64 ulp. That side used to fall back to plain QRs
+    twice as wide (half of the step at rank 64); it is now re-orthogonalized, with the same guarantees."""
+    g = torch.Generator().manual_seed(seed)
+    m, n, r = 512, 256, 16
+    A_L = orthonormal_basis(torch.randn(m, r, generator=g, dtype=F64))
+    B_R = orthonormal_basis(torch.randn(n, r, generator=g, dtype=F64))
+    spectrum = torch.logspace(0, -4, r, dtype=F64)  # cond 1e4
+    U = orthonormal_basis(torch.randn(m, r, generator=g, dtype=F64))
+    A_dot = (U - A_L @ (A_L.mT @ U)) * spectrum @ orthonormal_basis(torch.randn(r, r, generator=g, dtype=F64))
+    B_dot = torch.randn(n, r, generator=g, dtype=F64) * spectrum
+    A_L, B_R, A_dot, B_dot = (t.float() for t in (A_L, B_R, A_dot, B_dot))
+    A_L, B_R = orthonormal_basis(A_L), orthonormal_basis(B_R)  # orthonormal in fp32 itself
+    naive = torch.linalg.qr(A_dot - A_L @ (A_L.mT @ A_dot)).Q
+    tol = 64 * torch.finfo(torch.float32).eps
+    assert float((A_L.mT @ naive).abs().max()) > tol  # the case the repair exists for
+    basis = TangentBasis(A_L, B_R, A_dot, B_dot)
+    assert basis.structured
+    eye = torch.eye(2 * r)
+    Q_L, Q_R = basis.left(eye), basis.right(eye)
+    assert float((Q_L.mT @ Q_L - eye).abs().max()) <= tol
+    assert float((Q_R.mT @ Q_R - eye).abs().max()) <= tol
+    xi = tangent_dense(A_L.double(), B_R.double(), A_dot.double(), B_dot.double())
+    err = (Q_L.double() @ basis.core.double() @ Q_R.double().mT - xi).abs().max()
+    assert float(err) < 1e-6 * float(xi.abs().max())
