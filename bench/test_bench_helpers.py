@@ -55,9 +55,10 @@ def test_optimizer_state_bytes_counts_state_tensors_once():
     n = sum(p.numel() for p in trainable(factors))
     # AdamW: exp_avg + exp_avg_sq per parameter (fp32) plus a scalar step each
     assert optimizer_state_bytes(adamw) == 2 * 4 * n + 4 * len(trainable(factors))
-    # Riemannion: one transported momentum (out×r + in×r per layer) plus a scalar step per layer
-    layers = 3
-    assert optimizer_state_bytes(riem) == 4 * n + 4 * layers
+    # Riemannion: one transported momentum (out×r + in×r per layer), the 4×r probe of the point it belongs
+    # to and a scalar step per layer
+    layers, rank = 3, 4
+    assert optimizer_state_bytes(riem) == 4 * n + 4 * 4 * rank * layers + 4 * layers
 
 
 def test_convergence_protocol_on_a_tiny_synthetic_budget(tmp_path):
