@@ -11,6 +11,7 @@ from riemannlora.geometry import (
     TangentBasis,
     ortho_lr,
     orthonormal_basis,
+    point_dense,
     project_lr,
     retract_lr,
     tangent_dense,
@@ -240,3 +241,47 @@ def test_tangent_basis_repairs_an_ill_conditioned_fp32_complement(seed):
     xi = tangent_dense(A_L.double(), B_R.double(), A_dot.double(), B_dot.double())
     err = (Q_L.double() @ basis.core.double() @ Q_R.double().mT - xi).abs().max()
     assert float(err) < 1e-6 * float(xi.abs().max())
+
+
+def dense_proj_at(X, Z, r=R):
+    """P_T(Z) at the dense point X, with bases from X's own SVD (independent of the implementation)."""
+    U, _, Vh = torch.linalg.svd(X, full_matrices=False)
+    return dense_proj(U[:, :r], Vh[:r].mT, Z)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("tokens", [5, 1], ids=["full-rank", "rank-1"])
+def test_the_optimizers_coordinate_form_equals_the_dense_manifold_operations(seed, tokens):
+    """The three methods the optimizers step through (rgrad_from_probes, tangent_basis,
+    retract_and_transport) against dense float64 P_T, truncated SVD and projection transport: one
+    implementation of the geometry (docs/method.md §3), shared by the optimizers and the manifold object."""
+    man, A_L, B, B_R, _, _ = setup(seed, batch=(2,))
+    g = torch.Generator().manual_seed(100 + seed)
+    G = torch.randn(2, M, tokens, dtype=F64, generator=g) @ torch.randn(2, tokens, N, dtype=F64, generator=g)
+    A_dot, B_dot = man.rgrad_from_probes(A_L, G @ B_R, G.mT @ A_L)  # what one backward leaves in Z1, B
+    X = point_dense(A_L, B)
+    for i in range(2):
+        torch.testing.assert_close(
+            tangent_dense(A_L[i], B_R[i], A_dot[i], B_dot[i]), dense_proj_at(X[i], G[i]), rtol=0, atol=1e-12
+        )
+    P, Q = torch.randn(2, M, 4, dtype=F64, generator=g), torch.randn(2, N, 4, dtype=F64, generator=g)
+    mom_A, mom_B = man.proj(A_L, B, P, Q)  # a transported momentum at X
+    # the heavy-ball direction d = gradient + momentum, in its own bases; retract X·decay − η d and
+    # transport d itself (Riemannion's raw momentum store)
+    basis = man.tangent_basis(A_L, B_R, A_dot + mom_A, B_dot + mom_B)
+    d = tangent_dense(A_L, B_R, A_dot + mom_A, B_dot + mom_B)
+    eta, decay = 0.3, 0.9
+    A_new, B_new, B_R_new, tA, tB = man.retract_and_transport(basis, B, -eta * basis.core, decay, basis.core)
+    X_new = point_dense(A_new, B_new)
+    for i in range(2):
+        torch.testing.assert_close(X_new[i], truncated_svd(decay * X[i] - eta * d[i], R), rtol=0, atol=1e-12)
+        torch.testing.assert_close(
+            tangent_dense(A_new[i], B_R_new[i], tA[i], tB[i]),
+            dense_proj_at(X_new[i], d[i]),
+            rtol=0,
+            atol=1e-12,
+        )
+    torch.testing.assert_close(A_new.mT @ A_new, torch.eye(R, dtype=F64).expand(2, R, R), rtol=0, atol=1e-13)
+    torch.testing.assert_close(
+        B_R_new.mT @ B_R_new, torch.eye(R, dtype=F64).expand(2, R, R), rtol=0, atol=1e-13
+    )

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .tangent_basis import TangentBasis, _addmm
+
 __all__ = [
     "FixedRankManifold",
     "geometry_dtype",
@@ -227,3 +229,54 @@ class FixedRankManifold:
         V = orthonormal_basis(torch.randn(*batch, self.n, self.rank, dtype=dtype, generator=generator))
         s = 0.5 + torch.rand(*batch, 1, self.rank, dtype=dtype, generator=generator)
         return A_L, V * s
+
+    # ------------------------------------------------------------------ the optimizers' coordinate form
+    # Riemannion and RiemannianSGD step through these three (docs/method.md §3–4); the dense-reference tests
+    # check them against proj / retr / transp above.
+
+    @staticmethod
+    def rgrad_from_probes(A_L: Tensor, grad_Z1: Tensor, grad_B: Tensor) -> tuple[Tensor, Tensor]:
+        """Riemannian gradient ``(Ȧ, Ḃ)`` from the doubled-rank backward (docs/method.md §2).
+
+        ``grad_Z1 = G B_R`` and ``grad_B = Gᵀ A_L`` come out of ONE ordinary backward; the tangent
+        coordinates are ``Ȧ = (I − A_L A_Lᵀ) G B_R`` (the gauge) and ``Ḃ = Gᵀ A_L``, without forming G.
+        """
+        return _addmm(grad_Z1, A_L, _mT(A_L) @ grad_Z1, alpha=-1.0), grad_B
+
+    @staticmethod
+    def tangent_basis(A_L: Tensor, B_R: Tensor, A_dot: Tensor, B_dot: Tensor) -> TangentBasis:
+        """``ξ = Ȧ B_Rᵀ + A_L Ḃᵀ = Q_L C Q_Rᵀ``, one QR per side for the whole step (``TangentBasis``)."""
+        return TangentBasis(A_L, B_R, A_dot, B_dot)
+
+    def retract_and_transport(
+        self,
+        basis: TangentBasis,
+        B: Tensor,
+        direction_core: Tensor,
+        point_factor: Tensor | float,
+        momentum_core: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """RetractionLR of ``point_factor · X + Q_L direction_core Q_Rᵀ`` and transport of the momentum
+        ``Q_L momentum_core Q_Rᵀ`` to the new point, in the coordinates of ``basis`` (docs/method.md §3).
+
+        ``X = A_L Bᵀ = Q_L a b_Bᵀ Q_Rᵀ``, so the retracted matrix is ``Q_L K Q_Rᵀ`` with the small core
+        ``K = point_factor · a b_Bᵀ + direction_core``; ``svd(K) = U₂ S V₂ᵀ`` gives the best rank-r
+        approximation ``A_L' = Q_L U₂[:, :r]``, ``B' = Q_R V₂[:, :r] diag(S[:r])``, ``B_R' = Q_R V₂[:, :r]``.
+        Transport of ``ξ_m = Q_L M Q_Rᵀ`` (projection onto the new tangent space, ProjectLR):
+        ``Ȧ' = Q_L (I − U₂U₂ᵀ) M V₂``, ``Ḃ' = Q_R Mᵀ U₂``. Returns ``(A_L', B', B_R', Ȧ', Ḃ')``.
+        """
+        r = self.rank
+        K = direction_core
+        if not (isinstance(point_factor, float) and point_factor == 0.0):
+            K = point_factor * (basis.a @ _mT(basis.coords_of_B(B))) + K
+        U2, S2, V2T = torch.linalg.svd(K, full_matrices=False)
+        U2r, V2r = U2[..., :, :r], _mT(V2T)[..., :, :r]
+        MV = momentum_core @ V2r
+        x = MV - U2r @ (_mT(U2r) @ MV)
+        y = _mT(momentum_core) @ U2r
+        # one thin product per side for the new point and the transported momentum together
+        left = basis.left(torch.cat([U2r, x], dim=-1))
+        right = basis.right(torch.cat([V2r, y], dim=-1))
+        A_new, mom_A = left[..., :r], left[..., r:]
+        V, mom_B = right[..., :r], right[..., r:]
+        return A_new, V * S2[..., None, :r], V, mom_A, mom_B

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..adapters import ManifoldLoRALayer, owner_of
-from ..geometry import TangentBasis, geometry_dtype
+from ..geometry import FixedRankManifold, TangentBasis, geometry_dtype
 
 __all__ = ["ManifoldOptimizerBase", "Bucket"]
 
@@ -68,6 +68,8 @@ class Bucket:
         first = self.layers[0]
         self.dtype = geometry_dtype(first.B.dtype)
         self.rank = first.rank
+        # the manifold the bucket's points live on; the optimizers step through its coordinate form
+        self.manifold = FixedRankManifold(first.out_features, first.in_features, first.rank)
 
         def stack(tensors: list[Tensor]) -> Tensor:  # a lone layer is viewed, not copied
             out = tensors[0].unsqueeze(0) if len(tensors) == 1 else torch.stack(tensors)
@@ -249,10 +251,9 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         return mA, mB
 
     @staticmethod
-    def _riemannian_grad_A(bucket: Bucket) -> Tensor:
-        """``(I − A_L A_Lᵀ) Z1.grad``: the Ȧ part of ``P_T(G)`` (docs/method.md §2)."""
-        A = bucket.A_L
-        return torch.baddbmm(bucket.grad_A, A, _mT(A) @ bucket.grad_A, alpha=-1.0)
+    def _riemannian_grad(bucket: Bucket) -> tuple[Tensor, Tensor]:
+        """``P_T(G)`` as ``(Ȧ, Ḃ)`` from the layers' ``Z1.grad`` and ``B.grad`` (docs/method.md §2)."""
+        return bucket.manifold.rgrad_from_probes(bucket.A_L, bucket.grad_A, bucket.grad_B)
 
     def _retract_and_transport(
         self,
@@ -264,31 +265,12 @@ class ManifoldOptimizerBase(torch.optim.Optimizer):
         extra_state: dict | None = None,
     ) -> None:
         """Retract ``point_factor · X + Q_L direction_core Q_Rᵀ`` (the caller folds −η into the core), write
-        the new point, and store the momentum ``Q_L momentum_core Q_Rᵀ`` projected onto the new tangent
-        space.
-
-        ``X = A_L Bᵀ = Q_L a b_Bᵀ Q_Rᵀ``, so the retracted matrix is ``Q_L K Q_Rᵀ`` with the small core
-        ``K = point_factor · a b_Bᵀ + direction_core``; ``svd(K) = U₂ S V₂ᵀ`` gives the best rank-r
-        approximation ``A_L' = Q_L U₂[:, :r]``, ``B' = Q_R V₂[:, :r] diag(S[:r])``, ``B_R' = Q_R V₂[:, :r]``.
-        Transport of ``ξ_m = Q_L M Q_Rᵀ``: ``Ȧ' = Q_L (I − U₂U₂ᵀ) M V₂``, ``Ḃ' = Q_R Mᵀ U₂`` (ProjectLR
-        onto the new point, in coordinates).
-        """
-        r = bucket.rank
-        K = direction_core
-        if not (isinstance(point_factor, float) and point_factor == 0.0):
-            K = point_factor * (basis.a @ _mT(basis.coords_of_B(bucket.B))) + K
-        U2, S2, V2T = torch.linalg.svd(K, full_matrices=False)
-        U2r, V2r = U2[..., :, :r], _mT(V2T)[..., :, :r]
-        MV = momentum_core @ V2r
-        x = MV - U2r @ (_mT(U2r) @ MV)
-        y = _mT(momentum_core) @ U2r
-        # one thin product per side for the new point and the transported momentum together
-        left = basis.left(torch.cat([U2r, x], dim=-1))
-        right = basis.right(torch.cat([V2r, y], dim=-1))
-        A_new, mom_A = left[..., :r], left[..., r:]
-        V, mom_B = right[..., :r], right[..., r:]
+        the new point, and store the momentum ``Q_L momentum_core Q_Rᵀ`` transported to it
+        (:meth:`FixedRankManifold.retract_and_transport`)."""
+        A_new, B_new, V, mom_A, mom_B = bucket.manifold.retract_and_transport(
+            basis, bucket.B, direction_core, point_factor, momentum_core
+        )
         # everything is computed before the write: a lone layer's bucket tensors are views of its buffers
-        B_new = V * S2[..., None, :r]
         bucket.write_point(A_new, B_new, V)
         for layer in bucket.layers:
             self._written[id(layer)] = layer.point_version

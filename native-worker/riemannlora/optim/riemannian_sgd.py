@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import TangentBasis
 from ._batching import Bucket, ManifoldOptimizerBase
 
 __all__ = ["RiemannianSGD"]
@@ -70,19 +69,18 @@ class RiemannianSGD(ManifoldOptimizerBase):
             "momentum_A" not in self.state.get(layer.B, {}) or float(group["momentum"]) == 0
             for layer, group in zip(bk.layers, bk.groups, strict=True)
         ]
-        if all(undamped):
-            A_dot, B_dot = self._riemannian_grad_A(bk), bk.grad_B
-        else:
+        A_dot, B_dot = self._riemannian_grad(bk)
+        if not all(undamped):
             keep = torch.tensor(
                 [1.0 if u else 1 - float(g["dampening"]) for u, g in zip(undamped, bk.groups, strict=True)],
                 dtype=bk.dtype,
                 device=bk.B.device,
             ).view(-1, 1, 1)
-            A_dot, B_dot = keep * self._riemannian_grad_A(bk), keep * bk.grad_B
+            A_dot, B_dot = keep * A_dot, keep * B_dot
         if momentum is not None:
             A_dot = torch.addcmul(A_dot, beta, momentum[0])  # β·Ȧp + Ȧ in one pass
             B_dot = torch.addcmul(B_dot, beta, momentum[1])
-        basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
+        basis = bk.manifold.tangent_basis(bk.A_L, bk.B_R, A_dot, B_dot)
         direction = basis.core  # ξ = Q_L core Q_Rᵀ
         extra = {}
         if self.adam_like:

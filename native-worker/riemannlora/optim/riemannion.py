@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..geometry import ORTHO_RTOL, TangentBasis, ortho_weights
+from ..geometry import ORTHO_RTOL, ortho_weights
 from ._batching import Bucket, ManifoldOptimizerBase
 
 __all__ = ["Riemannion"]
@@ -105,7 +105,7 @@ class Riemannion(ManifoldOptimizerBase):
         lr, beta, wd = bk.hyper("lr"), bk.hyper("momentum"), bk.hyper("weight_decay")
 
         # 1–3. Riemannian gradient plus the (already transported) momentum: heavy ball without dampening.
-        A_dot, B_dot = self._riemannian_grad_A(bk), bk.grad_B
+        A_dot, B_dot = self._riemannian_grad(bk)
         momentum = self._momentum(bk)
         if momentum is not None:
             A_dot = torch.addcmul(A_dot, beta, momentum[0])  # β·Ȧp + Ȧ in one pass
@@ -115,7 +115,7 @@ class Riemannion(ManifoldOptimizerBase):
         # U_k = U_c diag(ortho_weights(s)) (noise-level singular values dropped); then ProjectLR back onto
         # T_X, still in coordinates (A_L = Q_L a, B_R = Q_R b):
         #   Ȧ̂ = Q_L (I − a aᵀ) U_k V_cᵀ b,  Ḃ̂ = Q_R V_c U_kᵀ a.
-        basis = TangentBasis(bk.A_L, bk.B_R, A_dot, B_dot)
+        basis = bk.manifold.tangent_basis(bk.A_L, bk.B_R, A_dot, B_dot)
         U_c, s, V_cT = torch.linalg.svd(basis.core, full_matrices=False)
         U_k = U_c * ortho_weights(s, self.ortho_rtol).unsqueeze(-2)
         a, b = basis.a, basis.b
