@@ -180,3 +180,111 @@ test('formatDuration', () => {
   expect(formatDuration(125)).toBe('2:05');
   expect(formatDuration(3725)).toBe('1:02:05');
 });
+
+// ---- the previous implementations (a full scan per frame, a full sort), kept as references: the faster
+// ones must return exactly what they returned.
+function referenceDecimate(xs: (i: number) => number, ys: ArrayLike<number>, length: number, xMin: number, xMax: number, buckets: number, positiveOnly = false) {
+  const out = { x: [] as number[], y: [] as number[] };
+  if (length === 0) return out;
+  let lo = 0;
+  while (lo < length && xs(lo) < xMin) lo++;
+  lo = Math.max(0, lo - 1);
+  let hi = lo;
+  while (hi < length && xs(hi) <= xMax) hi++;
+  hi = Math.min(length, hi + 1);
+  const ok = (v: number) => Number.isFinite(v) && (!positiveOnly || v > 0);
+  const push = (i: number) => {
+    out.x.push(xs(i));
+    out.y.push(ys[i]!);
+  };
+  if (hi - lo <= 4 * buckets + 2) {
+    for (let i = lo; i < hi; i++) if (ok(ys[i]!)) push(i);
+    return out;
+  }
+  const x0 = xs(lo);
+  const span = xs(hi - 1) - x0 || 1;
+  const nb = Math.max(1, Math.floor(buckets));
+  let i = lo;
+  while (i < hi) {
+    const b = Math.min(nb - 1, Math.floor(((xs(i) - x0) / span) * nb));
+    let first = -1;
+    let last = -1;
+    let min = -1;
+    let max = -1;
+    for (; i < hi; i++) {
+      const bi = Math.min(nb - 1, Math.floor(((xs(i) - x0) / span) * nb));
+      if (bi !== b) break;
+      const v = ys[i]!;
+      if (!ok(v)) continue;
+      if (first < 0) first = i;
+      last = i;
+      if (min < 0 || v < ys[min]!) min = i;
+      if (max < 0 || v > ys[max]!) max = i;
+    }
+    if (first < 0) continue;
+    const idx = [first, min, max, last].sort((a, c) => a - c);
+    for (let k = 0; k < idx.length; k++) if (k === 0 || idx[k] !== idx[k - 1]) push(idx[k]!);
+  }
+  return out;
+}
+
+function referenceRobustRange(values: readonly ArrayLike<number>[], q = 0.02, positiveOnly = false) {
+  const all: number[] = [];
+  for (const arr of values) for (let i = 0; i < arr.length; i++) if (Number.isFinite(arr[i]!) && (!positiveOnly || arr[i]! > 0)) all.push(arr[i]!);
+  if (!all.length) return undefined;
+  const sorted = Float64Array.from(all).sort();
+  const k = sorted.length;
+  const at = (p: number) => sorted[Math.min(k - 1, Math.max(0, Math.round(p * (k - 1))))]!;
+  const lo = at(q);
+  const hi = at(1 - q);
+  if (positiveOnly) {
+    const pad = Math.pow(hi / lo, 0.05);
+    return { min: lo / pad, max: hi * pad };
+  }
+  const pad = (hi - lo) * 0.05 || Math.abs(hi) * 0.05 || 1;
+  return { min: lo - pad, max: hi + pad };
+}
+
+describe('the fast decimation and range equal the full-scan references exactly', () => {
+  test('over random series: NaN and non-positive runs, ties, plateaus, zooms, x modes, bucket counts', () => {
+    let s = 12345;
+    const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+    let cases = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const n = 1 + Math.floor(rand() * (trial % 3 === 0 ? 20_000 : 3_000));
+      const b = new SeriesBuffer();
+      const step = new Float64Array(n);
+      const time = new Float64Array(n);
+      const value = new Float64Array(n);
+      let x = 0;
+      for (let i = 0; i < n; i++) {
+        x += rand() < 0.1 ? 0 : 1 + Math.floor(rand() * 3); // repeated steps too
+        step[i] = x;
+        time[i] = 1.7e9 + x * 0.37;
+        const r = rand();
+        // quantized values make ties; NaN, ±Infinity, zero and negatives exercise the filters
+        value[i] = r < 0.02 ? NaN : r < 0.025 ? Infinity : r < 0.03 ? -1 : r < 0.035 ? 0 : Math.round(rand() * 20) / 4 + (i % 500 === 0 ? 40 : 0);
+      }
+      b.append({ offset: 0, step, time, value });
+      const mode = (['step', 'relative', 'wall'] as const)[trial % 3]!;
+      const t0 = time[0]!;
+      const xs = (i: number) => b.x(mode, i, t0);
+      const first = xs(0);
+      const lastX = xs(n - 1);
+      const zoomed = trial % 4 === 1;
+      const a = zoomed ? first + rand() * (lastX - first) : first;
+      const c = zoomed ? a + rand() * (lastX - a) : lastX;
+      const buckets = [1, 7, 100, 333, 800][trial % 5]!;
+      for (const positiveOnly of [false, true]) {
+        for (const ys of [b.value.subarray(0, n), b.smooth(0.6)]) {
+          const got = decimateMinMax(xs, ys, n, a, c, buckets, positiveOnly);
+          const want = referenceDecimate(xs, ys, n, a, c, buckets, positiveOnly);
+          expect(got).toEqual(want);
+          expect(robustRange([got.y, ys], 0.02, positiveOnly)).toEqual(referenceRobustRange([got.y, ys], 0.02, positiveOnly));
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBe(1200);
+  });
+});

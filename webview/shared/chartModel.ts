@@ -169,6 +169,11 @@ function upperBound(xs: (i: number) => number, lo: number, hi: number, v: number
  * to the edges) into `buckets` equal-width x buckets: per bucket the first, min, max and last point in x
  * order, duplicates removed. Non-finite y (NaN loss, or <= 0 on a log axis when `positiveOnly`) is skipped.
  * Output size is at most 4 × buckets + 2; when the range has fewer points than that, all are returned.
+ *
+ * Cost: a point's bucket, floor((x − x0) / span · buckets), never decreases along the series, so each
+ * bucket's index range is found by a galloping search on x (O(log width) calls of `xs` per bucket) and
+ * only its y values are scanned, in a tight loop; ties keep the first index, as a scan in x order does.
+ * Every frame of a live chart re-decimates every line, so this loop is most of a frame.
  */
 export function decimateMinMax(
   xs: (i: number) => number,
@@ -183,46 +188,114 @@ export function decimateMinMax(
   if (length === 0) return out;
   const lo = Math.max(0, lowerBound(xs, 0, length, xMin) - 1);
   const hi = Math.min(length, upperBound(xs, lo, length, xMax) + 1);
-  const ok = (v: number) => Number.isFinite(v) && (!positiveOnly || v > 0);
   const push = (i: number) => {
     out.x.push(xs(i));
     out.y.push(ys[i]!);
   };
   if (hi - lo <= 4 * buckets + 2) {
-    for (let i = lo; i < hi; i++) if (ok(ys[i]!)) push(i);
+    for (let i = lo; i < hi; i++) {
+      const v = ys[i]!;
+      if (Number.isFinite(v) && (!positiveOnly || v > 0)) push(i);
+    }
     return out;
   }
   const x0 = xs(lo);
   const span = xs(hi - 1) - x0 || 1;
   const nb = Math.max(1, Math.floor(buckets));
+  const bucketOf = (i: number) => Math.min(nb - 1, Math.floor(((xs(i) - x0) / span) * nb));
+  const floor = positiveOnly ? 0 : -Infinity;
   let i = lo;
   while (i < hi) {
-    const b = Math.min(nb - 1, Math.floor(((xs(i) - x0) / span) * nb));
-    let first = -1;
-    let last = -1;
-    let min = -1;
-    let max = -1;
-    for (; i < hi; i++) {
-      const bi = Math.min(nb - 1, Math.floor(((xs(i) - x0) / span) * nb));
-      if (bi !== b) break;
-      const v = ys[i]!;
-      if (!ok(v)) continue;
-      if (first < 0) first = i;
-      last = i;
-      if (min < 0 || v < ys[min]!) min = i;
-      if (max < 0 || v > ys[max]!) max = i;
+    const b = bucketOf(i);
+    // end = the first index after i in a later bucket: gallop, then bisect
+    let step = 1;
+    let inside = i;
+    while (inside + step < hi && bucketOf(inside + step) === b) {
+      inside += step;
+      step *= 2;
     }
-    if (first < 0) continue;
-    // Emit in index (x) order, each index once.
-    const idx = [first, min, max, last].sort((a, c) => a - c);
-    for (let k = 0; k < idx.length; k++) if (k === 0 || idx[k] !== idx[k - 1]) push(idx[k]!);
+    let a = inside + 1;
+    let z = Math.min(hi, inside + step);
+    while (a < z) {
+      const mid = (a + z) >>> 1;
+      if (bucketOf(mid) === b) a = mid + 1;
+      else z = mid;
+    }
+    const end = a;
+    const start = i;
+    i = end;
+    // Valid: finite and, on a log axis, positive. The first and the last valid point bound the scan; inside
+    // it a value is only tested for validity when it would become the new min or max (NaN fails both).
+    let first = start;
+    while (first < end && !(ys[first]! > floor && ys[first]! < Infinity)) first++;
+    if (first === end) continue;
+    let last = end - 1;
+    while (!(ys[last]! > floor && ys[last]! < Infinity)) last--;
+    let min = first;
+    let max = first;
+    let minV = ys[first]!;
+    let maxV = minV;
+    for (let k = first + 1; k < last; k++) {
+      const v = ys[k]!;
+      if (v < minV) {
+        if (v > floor) {
+          min = k;
+          minV = v;
+        }
+      } else if (v > maxV && v < Infinity) {
+        max = k;
+        maxV = v;
+      }
+    }
+    if (last > first) {
+      const v = ys[last]!;
+      if (v < minV) min = last;
+      else if (v > maxV) max = last;
+    }
+    // Emit in index (x) order, each index once: first <= min, max <= last, so only min and max may swap.
+    push(first);
+    const [p, q] = min <= max ? [min, max] : [max, min];
+    if (p !== first) push(p);
+    if (q !== p && q !== first) push(q);
+    if (last !== q && last !== first) push(last);
   }
   return out;
 }
 
+/** The k-th smallest of a[lo..hi) (k in [lo, hi)), moving it to a[k]: Hoare quickselect, median-of-three. */
+function selectInPlace(a: Float64Array, lo: number, hi: number, k: number): number {
+  let l = lo;
+  let r = hi - 1;
+  while (l < r) {
+    const m = (l + r) >>> 1;
+    const x = a[l]!;
+    const y = a[m]!;
+    const z = a[r]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
+    let i = l;
+    let j = r;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) r = j;
+    else if (k >= i) l = i;
+    else return a[k]!;
+  }
+  return a[k]!;
+}
+
 /**
  * The y range that ignores outliers: the [q, 1 - q] quantiles of the finite values (positive only for a
- * log axis), widened by 5% of the span. Undefined when there are no values.
+ * log axis), widened by 5% of the span. Undefined when there are no values. The two order statistics come
+ * from quickselect (linear time) rather than a full sort: this runs every frame over every drawn point.
  */
 export function robustRange(values: readonly ArrayLike<number>[], q = 0.02, positiveOnly = false): { min: number; max: number } | undefined {
   let n = 0;
@@ -236,10 +309,13 @@ export function robustRange(values: readonly ArrayLike<number>[], q = 0.02, posi
     }
   }
   if (k === 0) return undefined;
-  const sorted = all.subarray(0, k).sort();
-  const at = (p: number) => sorted[Math.min(k - 1, Math.max(0, Math.round(p * (k - 1))))]!;
-  const lo = at(q);
-  const hi = at(1 - q);
+  const rank = (p: number) => Math.min(k - 1, Math.max(0, Math.round(p * (k - 1))));
+  const iLo = rank(q);
+  const iHi = rank(1 - q);
+  const first = selectInPlace(all, 0, k, Math.min(iLo, iHi));
+  // everything from that index on is >= it, so the second statistic is selected in the rest
+  const second = selectInPlace(all, Math.min(iLo, iHi), k, Math.max(iLo, iHi));
+  const [lo, hi] = iLo <= iHi ? [first, second] : [second, first];
   if (positiveOnly) {
     const pad = Math.pow(hi / lo, 0.05);
     return { min: lo / pad, max: hi * pad };
