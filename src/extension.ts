@@ -11,7 +11,7 @@ import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { Engine } from './core/engine';
 import { QueuedHere } from './core/queuedHere';
-import type { RunInfo } from './core/runStore';
+import type { RunInfo, RunKey } from './core/runStore';
 import { configureInit, configureOptimizer, configureRank, newExperiment } from './configure/flows';
 import { checkEnvironment, selectInterpreter } from './environment/commands';
 import { describeInterpreter, resolveInterpreter } from './environment/interpreter';
@@ -40,7 +40,7 @@ function launchSettings() {
   };
 }
 
-export async function activate(context: vscode.ExtensionContext): Promise<{ engine: () => Engine | undefined }> {
+export async function activate(context: vscode.ExtensionContext): Promise<{ engine: () => Engine | undefined; runTabs: () => RunKey[] }> {
   const log = vscode.window.createOutputChannel('RiemannLoRA', { log: true });
   context.subscriptions.push(log);
   const nativeWorkerDir = vscode.Uri.joinPath(context.extensionUri, 'native-worker').fsPath;
@@ -72,15 +72,21 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
       return true;
     },
   };
-  const panels = new PanelManager({
-    engine: getEngine,
-    extensionUri: context.extensionUri,
-    log,
-    runCommand: (command, key) => {
-      const id = { openRun: 'openRunChart', showLog: 'showRunLog', stopRun: 'stopRun', resumeRun: 'resumeRun' }[command];
-      void vscode.commands.executeCommand(`riemannlora.${id}`, key);
+  const panels = new PanelManager(
+    {
+      engine: getEngine,
+      extensionUri: context.extensionUri,
+      log,
+      runCommand: (command, key) => {
+        const id = { openRun: 'openRunChart', showLog: 'showRunLog', stopRun: 'stopRun', resumeRun: 'resumeRun' }[command];
+        void vscode.commands.executeCommand(`riemannlora.${id}`, key);
+      },
     },
-  });
+    () => {
+      const mode = vscode.workspace.getConfiguration('riemannlora').get<string>('runTab.openOnStart', 'reuse');
+      return mode === 'new' || mode === 'never' ? mode : 'reuse';
+    },
+  );
   services.panels = panels;
   panels.register(context);
   context.subscriptions.push(panels);
@@ -239,7 +245,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<{ engi
 
   await tree.scanConfigs();
   tree.refresh();
-  return { engine: getEngine };
+  // For the extension-host tests: the engine, and which runs the open run tabs show.
+  return { engine: getEngine, runTabs: () => panels.runTabs() };
 }
 
 export function deactivate(): void {

@@ -84,29 +84,12 @@ abstract class Panel {
       panel.onDidChangeViewState(() => {
         if (!panel.visible) this.ready = false;
       }),
+      panel.onDidDispose(() => this.dispose()),
     );
-    const engine = host.engine();
-    if (engine) {
-      const onMetrics = (d: MetricsDelta) => this.onMetrics(d);
-      const onRun = (info: RunInfo) => this.onRun(info);
-      const onRemoved = (key: RunKey) => this.onRemoved(key);
-      engine.on('metrics-appended', onMetrics);
-      engine.on('run-updated', onRun);
-      engine.on('run-finished', onRun);
-      engine.on('run-added', onRun);
-      engine.on('run-removed', onRemoved);
-      this.disposables.push({
-        dispose: () => {
-          engine.off('metrics-appended', onMetrics);
-          engine.off('run-updated', onRun);
-          engine.off('run-finished', onRun);
-          engine.off('run-added', onRun);
-          engine.off('run-removed', onRemoved);
-        },
-      });
-    }
-    panel.onDidDispose(() => this.dispose());
+    // Engine events reach a panel through its PanelManager, which listens once for all of them (a listener
+    // per panel and event passed Node's limit of 10 at about ten open tabs).
   }
+
 
   abstract runKeys(): RunKey[];
   protected abstract title(): string;
@@ -185,11 +168,11 @@ abstract class Panel {
   }
 
   /** A deleted run: its tab says so; a comparison that still has other runs starts over without it. */
-  private onRemoved(key: RunKey): void {
+  onRemoved(key: RunKey): void {
     if (this.runKeys().includes(key)) this.sendSnapshot();
   }
 
-  private onMetrics(d: MetricsDelta): void {
+  onMetrics(d: MetricsDelta): void {
     if (!this.ready || this.snapshotting || !this.runKeys().includes(d.key)) return;
     if (d.reset) {
       this.sendSnapshot();
@@ -200,7 +183,7 @@ abstract class Panel {
     if (d.events.some((e) => e.type === 'started' || e.type === 'error' || e.type === 'finished')) this.sendRuns();
   }
 
-  private onRun(info: RunInfo): void {
+  onRun(info: RunInfo): void {
     if (!this.ready) return;
     if (this.kind === 'compare' && !this.runKeys().includes(info.key)) {
       // A run added to a compared experiment: start over so it gets its colour and legend entry; a fair
@@ -433,11 +416,47 @@ export class ComparePanel extends Panel {
   }
 }
 
+/** What Start Run and Resume do with a run tab (`riemannlora.runTab.openOnStart`). */
+export type OpenOnStart = 'reuse' | 'new' | 'never';
+
 /** Opens, reveals and restores panels; one per run and one per comparison target. */
 export class PanelManager implements vscode.Disposable {
   private panels = new Map<string, Panel>();
+  /** The run tab that the last Start Run or Resume opened: the next one shows its run there. */
+  private startTab: RunPanel | undefined;
+  private readonly unsubscribe: (() => void)[] = [];
 
-  constructor(private readonly host: PanelHost) {}
+  constructor(
+    private readonly host: PanelHost,
+    private readonly openOnStart: () => OpenOnStart = () => 'reuse',
+  ) {
+    // One listener per engine event for every panel (the engine is created once, at activation).
+    const engine = host.engine();
+    if (engine) {
+      const forAll = (fn: (p: Panel) => void) => {
+        for (const p of [...this.panels.values()]) fn(p);
+      };
+      const onMetrics = (d: MetricsDelta) => forAll((p) => p.onMetrics(d));
+      const onRun = (info: RunInfo) => forAll((p) => p.onRun(info));
+      const onRemoved = (key: RunKey) => forAll((p) => p.onRemoved(key));
+      const events = [
+        ['metrics-appended', onMetrics],
+        ['run-updated', onRun],
+        ['run-finished', onRun],
+        ['run-added', onRun],
+        ['run-removed', onRemoved],
+      ] as const;
+      for (const [event, fn] of events) {
+        engine.on(event, fn as never);
+        this.unsubscribe.push(() => engine.off(event, fn as never));
+      }
+    }
+  }
+
+  /** The runs shown in run tabs, in the order the tabs were opened (tests, and the tab count). */
+  runTabs(): RunKey[] {
+    return [...this.panels.values()].filter((p): p is RunPanel => p instanceof RunPanel).map((p) => p.key);
+  }
 
   register(context: vscode.ExtensionContext): void {
     const restore = (kind: PanelKind) => ({
@@ -455,24 +474,66 @@ export class PanelManager implements vscode.Disposable {
     );
   }
 
-  private adopt(p: Panel): Panel {
-    this.panels.set(`${p.kind}:${p.id}`, p);
-    p.panel.onDidDispose(() => this.panels.delete(`${p.kind}:${p.id}`));
+  private adopt<P extends Panel>(p: P): P {
+    const id = `${p.kind}:${p.id}`;
+    this.panels.set(id, p);
+    // Not owned by the panel (its dispose, run from this same event, would unhook this listener before it
+    // ran); on a tab that was handed to another run the identity checks make the old listener a no-op.
+    p.panel.onDidDispose(() => {
+      if (this.panels.get(id) === p) this.panels.delete(id);
+      if ((this.startTab as Panel | undefined) === p) this.startTab = undefined;
+    });
     return p;
   }
 
+  /** The run's own tab (Open Run Chart, a click in the tree): revealed if open, else opened. A tab opened or
+   * revealed this way is kept for its run: the next Start Run does not take it over. */
   openRun(key: RunKey): void {
+    const existing = this.panels.get(`run:${key}`);
+    if (existing) {
+      if (existing === this.startTab) this.startTab = undefined;
+      existing.panel.reveal();
+      return;
+    }
+    this.createRunPanel(key);
+  }
+
+  /**
+   * A run the user just started or resumed, as `riemannlora.runTab.openOnStart` says: `reuse` (default)
+   * shows it in the tab the previous start opened, if that tab is still open, so that starting many runs
+   * leaves one tab; `new` opens a tab per run; `never` opens none (the tree and the status bar show it).
+   * A run that already has its own tab gets that tab revealed.
+   */
+  showStarted(key: RunKey): void {
+    const mode = this.openOnStart();
+    if (mode === 'never') return;
     const existing = this.panels.get(`run:${key}`);
     if (existing) {
       existing.panel.reveal();
       return;
     }
+    const reuse = mode === 'reuse' ? this.startTab : undefined;
+    if (reuse) {
+      // The same editor tab, now for this run: its old panel lets go of the webview, a new one takes it.
+      const panel = reuse.panel;
+      reuse.dispose();
+      this.panels.delete(`run:${reuse.key}`);
+      panel.title = this.host.engine()?.get(key)?.label ?? key;
+      this.startTab = this.adopt(new RunPanel(panel, this.host, key));
+      panel.reveal();
+      return;
+    }
+    const p = this.createRunPanel(key);
+    if (mode === 'reuse') this.startTab = p;
+  }
+
+  private createRunPanel(key: RunKey): RunPanel {
     const label = this.host.engine()?.get(key)?.label ?? key;
     const panel = vscode.window.createWebviewPanel(RUN_VIEW_TYPE, label, vscode.ViewColumn.Active, {
       enableScripts: true,
       localResourceRoots: localResourceRoots(this.host.extensionUri),
     });
-    this.adopt(new RunPanel(panel, this.host, key));
+    return this.adopt(new RunPanel(panel, this.host, key));
   }
 
   openComparison(target: CompareTarget): void {
@@ -497,6 +558,8 @@ export class PanelManager implements vscode.Disposable {
   }
 
   dispose(): void {
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe.length = 0;
     for (const p of this.panels.values()) p.panel.dispose();
     this.panels.clear();
   }

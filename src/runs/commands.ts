@@ -118,7 +118,7 @@ async function startRun(s: RunServices, arg: Arg): Promise<RunInfo | undefined> 
   const info = engine.createRun(config, { experiment, label: config.name ? `${config.name} ${new Date().toLocaleTimeString()}` : undefined });
   s.refresh();
   s.log.info(`started ${info.key} from ${uri.fsPath}`);
-  s.panels.openRun(info.key);
+  s.panels.showStarted(info.key);
   return info;
 }
 
@@ -237,7 +237,7 @@ async function resumeRun(s: RunServices, arg: Arg): Promise<void> {
     void vscode.window.showErrorMessage(`RiemannLoRA: ${(err as Error).message}`);
     return;
   }
-  s.panels.openRun(run.key);
+  s.panels.showStarted(run.key);
 }
 
 async function deleteRun(s: RunServices, arg: Arg): Promise<void> {

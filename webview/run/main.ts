@@ -150,6 +150,12 @@ function onMessage(m: ReceivedMessage): void {
     case 'snapshot':
       store.clear();
       run = m.runs[0];
+      if (state.target?.run && m.target.run !== state.target.run && state.zoom) {
+        // The tab now shows another run (a Start Run reuses the tab of the previous one): its x-range
+        // would not fit. Smoothing, scales and x mode are the user's choices and stay.
+        state.zoom = null;
+        for (const c of charts) c.chart.update(settings());
+      }
       state.target = m.target;
       conn.state = { ...state };
       store.apply(m.series);

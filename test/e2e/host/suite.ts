@@ -149,6 +149,53 @@ export async function run(): Promise<void> {
     );
   });
 
+  await test('Start Run reuses one run tab (riemannlora.runTab.openOnStart); Open Run Chart tabs are kept; tabs add no engine listeners', async () => {
+    const api = (await ext!.activate()) as { runTabs: () => string[] };
+    const runTabs = () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).filter((t) => t.input instanceof vscode.TabInputWebview && t.input.viewType.endsWith('riemannlora.run'));
+    await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+    await until('no run tab open', () => (runTabs().length === 0 && api.runTabs().length === 0 ? true : undefined));
+    const events = ['metrics-appended', 'run-updated', 'run-finished', 'run-added', 'run-removed'] as const;
+    const listeners = () => events.map((e) => engine!.listenerCount(e)).join(',');
+    const before = listeners();
+    const uri = vscode.Uri.joinPath(folder!, 'quick.rlora.json');
+    const start = async () => {
+      const info = (await vscode.commands.executeCommand('riemannlora.startRun', uri)) as RunInfo | undefined;
+      assert(info?.key, 'startRun returned no run');
+      return info;
+    };
+    const shown = (keys: string[]) => until(`run tabs showing ${keys.join(', ')}`, () => {
+      const open = api.runTabs();
+      return open.length === keys.length && keys.every((k) => open.includes(k)) && runTabs().length === keys.length ? true : undefined;
+    });
+    const a = await start();
+    await shown([a.key]);
+    const b = await start(); // the default, reuse: the same tab now shows b
+    await shown([b.key]);
+    await vscode.commands.executeCommand('riemannlora.openRunChart', a.key); // a's own tab, kept for it
+    await shown([a.key, b.key]);
+    const c = await start(); // takes over the start tab (b's), not a's
+    await shown([a.key, c.key]);
+    await vscode.commands.executeCommand('riemannlora.openComparison', a.experiment);
+    // a listener per panel and event used to pass Node's limit of 10 (MaxListenersExceededWarning) at ~10 tabs
+    assert(listeners() === before, `engine listeners grew with the tabs: ${before} -> ${listeners()}`);
+    const setting = vscode.workspace.getConfiguration('riemannlora');
+    try {
+      await setting.update('runTab.openOnStart', 'new', vscode.ConfigurationTarget.Workspace);
+      const d = await start();
+      await shown([a.key, c.key, d.key]);
+      await setting.update('runTab.openOnStart', 'never', vscode.ConfigurationTarget.Workspace);
+      const e = await start();
+      await shown([a.key, c.key, d.key]);
+      for (const r of [a, b, c, d, e]) {
+        const done = await engine!.wait(r.key);
+        assert(done.state === 'completed', `${r.key}: ${done.state}`);
+      }
+      assert(api.runTabs().length === 3 && !api.runTabs().includes(e.key), `tabs: ${api.runTabs().join(', ')}`);
+    } finally {
+      await setting.update('runTab.openOnStart', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
+
   await test('a failing run ends failed with its error; its run tab is left open for the driver', async () => {
     const uri = vscode.Uri.joinPath(folder!, 'missing.rlora.json');
     const info = (await vscode.commands.executeCommand('riemannlora.startRun', uri)) as RunInfo | undefined;
