@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { requireTrust } from '../trust';
-import { findings, runDoctor } from './doctor';
+import { type Finding, findings, runDoctor } from './doctor';
 import { describeInterpreter, pythonFromExtension, resolveInterpreter } from './interpreter';
 
 export async function selectInterpreter(log: vscode.LogOutputChannel): Promise<void> {
@@ -43,18 +43,59 @@ export async function checkEnvironment(nativeWorkerDir: string, log: vscode.LogO
     () => runDoctor(interpreter.path, nativeWorkerDir),
   );
   log.info(`doctor with ${describeInterpreter(interpreter)}: ${JSON.stringify(run.report ?? run.failure)}`);
-  for (const f of findings(run, interpreter.path)) {
-    const actions: string[] = [];
-    if (f.command) actions.push('Copy Command', 'Run in Terminal');
-    if (f.selectInterpreter) actions.push('Select Python Interpreter…');
-    const show = f.severity === 'error' ? vscode.window.showErrorMessage : f.severity === 'warning' ? vscode.window.showWarningMessage : vscode.window.showInformationMessage;
-    void show(`RiemannLoRA: ${f.message}`, ...actions).then(async (choice) => {
-      if (choice === 'Copy Command' && f.command) await vscode.env.clipboard.writeText(f.command);
-      else if (choice === 'Run in Terminal' && f.command) {
-        const t = vscode.window.createTerminal('RiemannLoRA setup');
-        t.show();
-        t.sendText(f.command, false); // the user presses Enter: nothing installs without a look
-      } else if (choice === 'Select Python Interpreter…') void vscode.commands.executeCommand('riemannlora.selectInterpreter');
-    });
+  showFindings(findings(run, interpreter.path), interpreter.path);
+}
+
+type FindingItem = vscode.QuickPickItem & { finding: Finding };
+const COPY: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('copy'), tooltip: 'Copy Command' };
+const TERMINAL: vscode.QuickInputButton = { iconPath: new vscode.ThemeIcon('terminal'), tooltip: 'Run in Terminal' };
+
+/**
+ * One result for the whole check: a lone "Environment OK" is one notification; anything more is one list,
+ * the problems first, each finding with its fix. Enter on a finding applies the fix (a command is typed
+ * into a terminal for the user to confirm, never run; an interpreter problem opens the interpreter
+ * picker); the buttons copy the command or type it into a terminal.
+ */
+function showFindings(list: Finding[], python: string): void {
+  if (list.length === 1 && list[0]!.severity === 'info' && !list[0]!.command) {
+    void vscode.window.showInformationMessage(`RiemannLoRA: ${list[0]!.message}`);
+    return;
   }
+  const rank = { error: 0, warning: 1, info: 2 } as const;
+  const sorted = [...list].sort((a, b) => rank[a.severity] - rank[b.severity]);
+  const problems = list.filter((f) => f.severity !== 'info').length;
+  const qp = vscode.window.createQuickPick<FindingItem>();
+  qp.title = `RiemannLoRA: environment of ${python}`;
+  qp.placeholder = problems
+    ? `${problems} problem${problems === 1 ? '' : 's'}: Enter on one applies its fix (a command goes to a terminal, where you confirm it)`
+    : 'The worker has what it needs; optional extras below (Enter types the install command into a terminal)';
+  qp.matchOnDetail = true;
+  qp.items = sorted.map((f) => ({
+    label: `$(${f.severity === 'error' ? 'error' : f.severity === 'warning' ? 'warning' : 'info'}) ${f.message}`,
+    detail: f.command ? `fix: ${f.command}` : f.selectInterpreter ? 'fix: select another Python interpreter' : undefined,
+    buttons: f.command ? [COPY, TERMINAL] : [],
+    finding: f,
+  }));
+  const apply = async (f: Finding, how: 'copy' | 'terminal' | 'default') => {
+    if (f.command && how === 'copy') {
+      await vscode.env.clipboard.writeText(f.command);
+      void vscode.window.setStatusBarMessage('RiemannLoRA: command copied', 3000);
+    } else if (f.command && how !== 'copy') {
+      qp.hide();
+      const t = vscode.window.createTerminal('RiemannLoRA setup');
+      t.show();
+      t.sendText(f.command, false); // the user presses Enter: nothing installs without a look
+    } else if (f.selectInterpreter) {
+      qp.hide();
+      void vscode.commands.executeCommand('riemannlora.selectInterpreter');
+    }
+  };
+  qp.onDidTriggerItemButton((e) => void apply(e.item.finding, e.button === COPY ? 'copy' : 'terminal'));
+  qp.onDidAccept(() => {
+    const item = qp.selectedItems[0];
+    if (!item || (!item.finding.command && !item.finding.selectInterpreter)) qp.hide();
+    else void apply(item.finding, 'default');
+  });
+  qp.onDidHide(() => qp.dispose());
+  qp.show();
 }

@@ -1,10 +1,12 @@
 // New Experiment… in a real VS Code: every step says "(n/8)", the learning-rate step shows the optimizer's
-// catalogue default (schema/methods.json), and the file written holds what was chosen and typed.
+// catalogue default (schema/methods.json), and the file written holds what was chosen and typed. Then, in the
+// same window, Check Environment shows its findings as one list.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import { defaultLr } from '../../src/core/catalogue';
-import { environment, Session } from './harness';
+import { findings, runDoctor } from '../../src/environment/doctor';
+import { environment, ROOT, Session } from './harness';
 
 let s: Session | undefined;
 afterAll(async () => {
@@ -74,4 +76,24 @@ test('New Experiment…: name, task, rank (default highlighted, any typed), init
   });
   // The tree lists it.
   await s.experimentRows().filter({ hasText: 'flow-test' }).first().waitFor({ timeout: 30_000 });
+});
+
+test('Check Environment: one list of the findings with their fixes, not a notification each', async () => {
+  // Same session. What the doctor finds for this interpreter, computed here independently of the UI.
+  const env = environment();
+  const expected = findings(await runDoctor(env.python, join(ROOT, 'native-worker')), env.python);
+  expect(expected[0]!.message).toMatch(/^Environment OK/);
+  expect(expected.length).toBeGreaterThan(1); // this venv lacks the optional `datasets`, so a list is due
+  await s!.runCommand('RiemannLoRA: Check Environment');
+  const title = s!.page.locator('.quick-input-widget .quick-input-title');
+  await title.filter({ hasText: `environment of ${env.python}` }).waitFor({ timeout: 60_000 });
+  const rows = s!.page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
+  await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(expected.length);
+  expect(await rows.first().innerText()).toMatch(/Environment OK/);
+  const withFix = expected.filter((f) => f.command).length;
+  await expect.poll(() => rows.filter({ hasText: 'fix: ' }).count(), { timeout: 10_000 }).toBe(withFix);
+  await s!.shot('env-01-findings');
+  // No notification per finding: only the check's own progress notification ever showed, and it is gone.
+  expect(await s!.notifications().filter({ hasText: /Environment OK|Optional/ }).count()).toBe(0);
+  await s!.page.keyboard.press('Escape');
 });
