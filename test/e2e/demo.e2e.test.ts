@@ -95,6 +95,10 @@ test('from the VSIX: the examples show in the tree; Run Demo Comparison: runs co
     return n;
   });
   expect(painted).toBeGreaterThan(1000);
+  // …one line per run: the chart says what it drew (data-series-drawn, data-points-drawn).
+  const chart = web.locator('#chart');
+  await expect.poll(() => chart.getAttribute('data-series-drawn'), { timeout: 30_000 }).toBe(String(METHODS.length));
+  expect(Number(await chart.getAttribute('data-points-drawn'))).toBeGreaterThan(METHODS.length);
   await s.shot('demo-04-comparison');
 
   // Smoothing off, log y on, x by wall time: the view keeps working.

@@ -246,6 +246,7 @@ export class LineChart {
     const drawn: Drawn[] = [];
     const yRangeInputs: number[][] = [];
     let points = 0;
+    let series = 0;
     const hc = this.theme.highContrast;
     for (const { line, b, xs } of visible) {
       let raw: Pt[] = [];
@@ -260,6 +261,7 @@ export class LineChart {
         }
       }
       points += raw.length + smooth.length;
+      if (raw.length) series++;
       const smoothing = smooth.length > 0;
       drawn.push({ line, raw: true }, { line, raw: false });
       datasets.push({
@@ -290,6 +292,7 @@ export class LineChart {
       const pts = (ys: number[]): Pt[] => p.x.map((x, i) => ({ x, y: ys[i]! }));
       yRangeInputs.push(p.min, p.max);
       points += 3 * p.x.length;
+      if (p.x.length) series++;
       const all = band.band.seeds;
       // Edges: a hairline, the max edge filled down to the min edge (the dataset just before it).
       const edge = { borderWidth: hc ? 1 : 0.75, borderColor: withAlpha(band.color, hc ? 0.7 : 0.4), pointRadius: 0, pointHoverRadius: 0, pointHitRadius: 0 };
@@ -342,6 +345,10 @@ export class LineChart {
     );
     this.chart.data.datasets = datasets;
     this.chart.update('none');
+    // What this frame drew, for tests and for anyone inspecting the webview: the lines (runs) and seed
+    // bands that have at least one point on screen, and the points handed to chart.js.
+    this.canvas.dataset.seriesDrawn = String(series);
+    this.canvas.dataset.pointsDrawn = String(points);
   }
 
   private tickX(v: number): string {
