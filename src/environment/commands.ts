@@ -80,7 +80,7 @@ function showFindings(list: Finding[], python: string): void {
     if (f.command && how === 'copy') {
       await vscode.env.clipboard.writeText(f.command);
       void vscode.window.setStatusBarMessage('RiemannLoRA: command copied', 3000);
-    } else if (f.command && how !== 'copy') {
+    } else if (f.command) {
       qp.hide();
       const t = vscode.window.createTerminal('RiemannLoRA setup');
       t.show();

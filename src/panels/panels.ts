@@ -90,7 +90,6 @@ abstract class Panel {
     // per panel and event passed Node's limit of 10 at about ten open tabs).
   }
 
-
   abstract runKeys(): RunKey[];
   protected abstract title(): string;
   protected abstract target(): PanelTarget;
