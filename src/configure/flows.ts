@@ -194,7 +194,11 @@ export async function newExperiment(): Promise<vscode.Uri | undefined> {
     void vscode.window.showErrorMessage(`RiemannLoRA: ${(err as Error).message}`);
     return undefined;
   }
-  await vscode.workspace.fs.writeFile(uri, Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
+  // Written beside it and renamed into place: the tree's watcher, diagnostics and anyone reading the file
+  // see either no file or the whole of it, never an empty or half-written one.
+  const partial = uri.with({ path: `${uri.path}.partial` });
+  await vscode.workspace.fs.writeFile(partial, Buffer.from(`${JSON.stringify(config, null, 2)}\n`));
+  await vscode.workspace.fs.rename(partial, uri, { overwrite: true });
   await vscode.window.showTextDocument(uri);
   return uri;
 }
